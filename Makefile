@@ -1,0 +1,45 @@
+# The targets the README and .ci/run both call.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: venv demo test system tools lint typecheck check bench clean
+
+$(BIN)/otel-bridge: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/otel-bridge
+
+## demo: embedded LAO simulator + bridge; prints waterfalls, writes demo-traces.jsonl
+demo: venv
+	$(BIN)/otel-bridge demo
+
+## system: Debian packages (prometheus, podman, buildah, mmdebstrap) and the Go tools
+system:
+	bash .ci/install-system.sh
+
+## tools: only the pinned Go tools (jaeger, helm) into .tools/bin (no root needed)
+tools:
+	bash tools/build.sh
+
+## test: everything the test suite needs, then the whole suite
+test: venv system
+	$(BIN)/pytest
+
+lint: venv
+	$(BIN)/ruff check otel_bridge tests dashboards bench
+	$(BIN)/ruff format --check otel_bridge tests dashboards bench
+
+typecheck: venv
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+bench: venv
+	$(BIN)/python -m bench.throughput
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,170 @@
+"""The bridge assembled: settings → tracker, export queues, metrics, subscriptions, watchdog."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+
+from opentelemetry.sdk.resources import Resource
+from prometheus_client import CollectorRegistry
+
+from otel_bridge.export_queue import ExportQueue
+from otel_bridge.exporters import FileSink, SpanSink, otlp_sink_from_env
+from otel_bridge.ids import TraceParent
+from otel_bridge.metrics import SUBSCRIPTION_STATES, Metrics
+from otel_bridge.pipeline import Pipeline
+from otel_bridge.redaction import PayloadPolicy
+from otel_bridge.settings import Settings
+from otel_bridge.spans import Result, SpanRecord, TrackerOutput
+from otel_bridge.subscription import Subscription
+from otel_bridge.tracker import Tracker
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SERVICE_NAME = "lao-workflows"
+KEEP_FINISHED = 1000
+WATCHDOG_PERIOD_S = 1.0
+
+
+def make_resource(extra: dict[str, str] | None = None) -> Resource:
+    """The resource of exported spans: OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES win."""
+    resource = Resource.create(extra or {})
+    service = str(resource.attributes.get("service.name", ""))
+    if not service or service.startswith("unknown_service"):
+        resource = resource.merge(Resource({"service.name": DEFAULT_SERVICE_NAME}))
+    return resource
+
+
+def build_sinks(settings: Settings, resource: Resource) -> list[SpanSink]:
+    """The sinks the settings ask for: OTLP (gRPC or HTTP) and/or an OTLP/JSON file."""
+    sinks: list[SpanSink] = []
+    if settings.otlp_enabled():
+        sinks.append(otlp_sink_from_env(resource))
+    if settings.traces_out:
+        sinks.append(FileSink(settings.traces_out, resource))
+    return sinks
+
+
+class RunConflict(Exception):
+    """A run that cannot be subscribed (it already ended)."""
+
+
+class Bridge:
+    """One bridge process: pipeline, subscriptions and their watchdog."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry: CollectorRegistry | None = None,
+        sinks: Sequence[SpanSink] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.metrics = Metrics(
+            self.registry,
+            flow_allow=settings.flow_allow,
+            flow_deny=settings.flow_deny,
+            task_allow=settings.task_allow,
+            task_deny=settings.task_deny,
+            max_label_values=settings.max_label_values,
+        )
+        self.resource = make_resource()
+        chosen = list(sinks) if sinks is not None else build_sinks(settings, self.resource)
+        self.queues = [
+            ExportQueue(sink, self.metrics, max_queue=settings.export_queue_size) for sink in chosen
+        ]
+        policy = PayloadPolicy(settings.capture, settings.max_payload_bytes)
+        self.tracker = Tracker(policy)
+        self.pipeline = Pipeline(self.tracker, self.queues, self.metrics)
+        self.pipeline.listeners.append(self._on_output)
+        self.subscriptions: dict[tuple[str, str], Subscription] = {}
+        self.ready = False
+        self._watchdog: asyncio.Task[None] | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start the watchdog."""
+        self._watchdog = asyncio.create_task(self._watch(), name="watchdog")
+        self.ready = True
+        log.info(
+            "bridge started",
+            extra={
+                "upstream": self.settings.upstream_url,
+                "exporters": ",".join(q.sink.name for q in self.queues) or "none",
+            },
+        )
+
+    async def stop(self) -> None:
+        """Stop subscriptions, end open runs as incomplete, flush every exporter."""
+        self.ready = False
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+        await asyncio.gather(*(s.stop() for s in list(self.subscriptions.values())))
+        self.pipeline.close_all(Result.CANCELLATION)
+        await asyncio.to_thread(self.pipeline.close)
+        log.info("bridge stopped, exporters flushed")
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(WATCHDOG_PERIOD_S)
+            self.pipeline.expire(
+                time.time_ns(),
+                inactivity_ns=int(self.settings.inactivity_timeout_s * 1e9),
+                max_duration_ns=int(self.settings.max_run_duration_s * 1e9),
+            )
+
+    # -- subscriptions --------------------------------------------------------------------
+    def subscribe(
+        self, flow_name: str, run_name: str, parent: TraceParent | None = None
+    ) -> tuple[Subscription, bool]:
+        """Follow a run; return (subscription, created). Raise RunConflict if it ended."""
+        key = (flow_name, run_name)
+        existing = self.subscriptions.get(key)
+        if existing is not None and existing.state not in ("done", "failed"):
+            if parent is not None:
+                self.tracker.set_parent(flow_name, run_name, parent)
+            return existing, False
+        if self.tracker.is_closed(flow_name, run_name):
+            raise RunConflict(f"run {flow_name}/{run_name} has already ended")
+        self.tracker.set_parent(flow_name, run_name, parent)
+        sub = Subscription(flow_name, run_name, self.settings, self.pipeline, self._state_changed)
+        self.subscriptions[key] = sub
+        sub.start()
+        self._prune()
+        self._state_changed(sub)
+        log.info("run subscribed", extra={"flow_name": flow_name, "run_name": run_name})
+        return sub, True
+
+    async def unsubscribe(self, flow_name: str, run_name: str) -> bool:
+        """Stop following a run; its open spans end as cancelled. False if unknown."""
+        sub = self.subscriptions.get((flow_name, run_name))
+        if sub is None:
+            return False
+        await sub.stop()
+        self.pipeline.close_run(flow_name, run_name, Result.CANCELLATION)
+        del self.subscriptions[(flow_name, run_name)]
+        self._state_changed(sub)
+        return True
+
+    def _on_output(self, output: TrackerOutput) -> None:
+        if isinstance(output, SpanRecord) and output.kind == "run":
+            sub = self.subscriptions.get((output.flow_name, output.run_name))
+            if sub is not None:
+                sub.run_ended()
+
+    def _state_changed(self, sub: Subscription) -> None:
+        counts = dict.fromkeys(SUBSCRIPTION_STATES, 0)
+        for each in self.subscriptions.values():
+            counts[each.state] = counts.get(each.state, 0) + 1
+        self.metrics.set_subscriptions(counts)
+
+    def _prune(self) -> None:
+        finished = [k for k, s in self.subscriptions.items() if s.state in ("done", "failed")]
+        for key in finished[: max(0, len(finished) - KEEP_FINISHED)]:
+            del self.subscriptions[key]

@@ -1,0 +1,320 @@
+"""Prometheus metrics: the LAO workflow metrics of the telemetry contract and the bridge's health.
+
+The registry is injected (tests use a fresh ``CollectorRegistry()``); only the entry point
+uses a process-wide one. Histograms carry ``trace_id`` exemplars, which Prometheus receives
+when it scrapes with OpenMetrics (see :mod:`otel_bridge.exposition`).
+
+Series of closed label sets (event types, reject/drop reasons, a flow's results, an
+exporter's failure reasons) are created at zero before their first increment, so that
+``rate()``/``increase()`` see the first one and alerts can tell "none" from "no data".
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Mapping, Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from otel_bridge import __version__
+from otel_bridge.events import Noise, Rejected
+from otel_bridge.labels import LabelGuard
+from otel_bridge.spans import DropReason, EventDropped, Result, RunOpened, SpanRecord, TrackerOutput
+
+DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+EVENT_TYPES = (
+    "flow_started",
+    "task_started",
+    "task_completed",
+    "task_failed",
+    "flow_completed",
+    "flow_error",
+)
+EVENT_TYPE_VALUES = (*EVENT_TYPES, "unknown")
+SUBSCRIPTION_STATES = ("pending", "connecting", "connected", "reconnecting", "done", "failed")
+RUN_RESULTS = tuple(r.value for r in Result)
+TASK_RESULTS = (Result.SUCCESS.value, Result.FAILURE.value, Result.CANCELLATION.value)
+REJECT_REASONS: tuple[str, ...] = typing.get_args(typing.get_type_hints(Rejected)["reason"])
+NOISE_REASONS: tuple[str, ...] = typing.get_args(typing.get_type_hints(Noise)["reason"])
+DROP_REASONS: tuple[str, ...] = typing.get_args(DropReason)
+SPAN_DROP_REASONS = ("queue_full", "shutdown", "shutdown_timeout")
+GUARDED_LABELS = ("flow_name", "task_name", "error_type")
+MAX_ERROR_TYPES = 100
+MAX_ERROR_TYPE_LENGTH = 100
+
+
+class Metrics:
+    """Every metric the bridge exposes, registered on one registry.
+
+    ``flow_allow``/``flow_deny`` and ``task_allow``/``task_deny`` are regexes (full match)
+    for the cardinality guard; ``max_label_values`` caps the distinct values per label.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        flow_allow: Sequence[str] = (),
+        flow_deny: Sequence[str] = (),
+        task_allow: Sequence[str] = (),
+        task_deny: Sequence[str] = (),
+        max_label_values: int = 200,
+    ) -> None:
+        self.registry = registry
+        r = registry
+        # -- LAO workflows (telemetry contract) ----------------------------------------
+        self.runs_started = Counter(
+            "lao_flow_runs_started",
+            "Workflow runs seen starting (first event of the run received).",
+            ["flow_name"],
+            registry=r,
+        )
+        self.runs = Counter(
+            "lao_flow_runs",
+            "Workflow runs finished, by result (success, failure, timeout, cancellation).",
+            ["flow_name", "result"],
+            registry=r,
+        )
+        self.run_duration = Histogram(
+            "lao_flow_run_duration_seconds",
+            "Workflow run duration in seconds, by result; exemplars carry the trace_id.",
+            ["flow_name", "result"],
+            buckets=DURATION_BUCKETS,
+            unit="seconds",
+            registry=r,
+        )
+        self.runs_active = Gauge(
+            "lao_flow_runs_active",
+            "Workflow runs in flight (started, not finished).",
+            ["flow_name"],
+            registry=r,
+        )
+        self.task_runs = Counter(
+            "lao_task_runs",
+            "Task executions finished, by result (success, failure, cancellation).",
+            ["flow_name", "task_name", "result"],
+            registry=r,
+        )
+        self.task_duration = Histogram(
+            "lao_task_run_duration_seconds",
+            "Task execution duration in seconds, by result; exemplars carry the trace_id.",
+            ["flow_name", "task_name", "result"],
+            buckets=DURATION_BUCKETS,
+            unit="seconds",
+            registry=r,
+        )
+        self.task_errors = Counter(
+            "lao_task_errors",
+            "Task executions failed, by error type (error.type, else error.code, else _OTHER).",
+            ["flow_name", "task_name", "error_type"],
+            registry=r,
+        )
+        self.events = Counter(
+            "lao_events",
+            "LAO events received, by event type (the six documented ones, else unknown).",
+            ["event_type"],
+            registry=r,
+        )
+        # -- the bridge's own health ---------------------------------------------------
+        self.build_info = Info("otel_bridge_build", "The otel-bridge version.", registry=r)
+        self.build_info.info({"version": __version__})
+        self.subscriptions = Gauge(
+            "otel_bridge_subscriptions", "Run subscriptions, by state.", ["state"], registry=r
+        )
+        self.reconnects = Counter(
+            "otel_bridge_reconnects", "Upstream reconnect attempts.", registry=r
+        )
+        self.frames_rejected = Counter(
+            "otel_bridge_frames_rejected",
+            "Frames not usable as events, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.frames_ignored = Counter(
+            "otel_bridge_frames_ignored",
+            "Noise frames ignored (greetings, echoes, keepalives, text), by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.events_dropped = Counter(
+            "otel_bridge_events_dropped",
+            "Events the tracker did not use (duplicates, late, after the run ended), by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.event_lag = Histogram(
+            "otel_bridge_event_lag_seconds",
+            "Receive time minus the event's own timestamp, in seconds.",
+            buckets=LAG_BUCKETS,
+            unit="seconds",
+            registry=r,
+        )
+        self.spans_exported = Counter(
+            "otel_bridge_spans_exported", "Spans exported, by exporter.", ["exporter"], registry=r
+        )
+        self.spans_failed = Counter(
+            "otel_bridge_spans_failed",
+            "Spans an exporter failed to deliver, by exporter.",
+            ["exporter"],
+            registry=r,
+        )
+        self.spans_dropped = Counter(
+            "otel_bridge_spans_dropped",
+            "Spans dropped before export, by exporter and reason.",
+            ["exporter", "reason"],
+            registry=r,
+        )
+        self.export_queue = Gauge(
+            "otel_bridge_export_queue_depth",
+            "Spans waiting in an exporter's queue.",
+            ["exporter"],
+            registry=r,
+        )
+        self.label_overflow = Counter(
+            "otel_bridge_label_overflow",
+            "Metric updates whose label value the cardinality guard folded into __other__, "
+            "by label.",
+            ["label"],
+            registry=r,
+        )
+        self.flow_label = LabelGuard(
+            flow_allow,
+            flow_deny,
+            max_label_values,
+            OverflowCounter(self.label_overflow, "flow_name"),
+        )
+        self.task_label = LabelGuard(
+            task_allow,
+            task_deny,
+            max_label_values,
+            OverflowCounter(self.label_overflow, "task_name"),
+        )
+        self.error_label = LabelGuard(
+            (), (), MAX_ERROR_TYPES, OverflowCounter(self.label_overflow, "error_type")
+        )
+        self._flows: set[str] = set()
+        self._tasks: set[tuple[str, str]] = set()
+        self._exporters: set[str] = set()
+        self._init_closed_sets()
+
+    def _init_closed_sets(self) -> None:
+        for state in SUBSCRIPTION_STATES:
+            self.subscriptions.labels(state).set(0)
+        for event_type in EVENT_TYPE_VALUES:
+            self.events.labels(event_type)
+        for reason in REJECT_REASONS:
+            self.frames_rejected.labels(reason)
+        for reason in NOISE_REASONS:
+            self.frames_ignored.labels(reason)
+        for reason in DROP_REASONS:
+            self.events_dropped.labels(reason)
+        for label in GUARDED_LABELS:
+            self.label_overflow.labels(label)
+
+    def _flow(self, flow_name: str) -> str:
+        """Return the flow_name label of a flow; its result series exist from its first sight."""
+        flow = self.flow_label(flow_name)
+        if flow not in self._flows:
+            self._flows.add(flow)
+            for result in RUN_RESULTS:
+                self.runs.labels(flow, result)
+            self.runs_started.labels(flow)
+            self.runs_active.labels(flow)
+        return flow
+
+    def _task(self, flow: str, task_name: str | None) -> str:
+        """Return the task_name label of a task; its result series exist from its first sight."""
+        task = self.task_label(task_name)
+        if (flow, task) not in self._tasks:
+            self._tasks.add((flow, task))
+            for result in TASK_RESULTS:
+                self.task_runs.labels(flow, task, result)
+        return task
+
+    def register_exporter(self, exporter: str) -> None:
+        """Create an exporter's series at zero (done anyway the first time it reports)."""
+        if exporter in self._exporters:
+            return
+        self._exporters.add(exporter)
+        self.spans_exported.labels(exporter)
+        self.spans_failed.labels(exporter)
+        for reason in SPAN_DROP_REASONS:
+            self.spans_dropped.labels(exporter, reason)
+        self.export_queue.labels(exporter)
+
+    # -- LAO workflow metrics -----------------------------------------------------------
+    def event_received(self, event_type: str) -> None:
+        """Count one event by type (the six documented types, else ``unknown``)."""
+        self.events.labels(event_type if event_type in EVENT_TYPES else "unknown").inc()
+
+    def observe(self, output: TrackerOutput) -> None:
+        """Update the metrics for one tracker output."""
+        if isinstance(output, RunOpened):
+            flow = self._flow(output.flow_name)
+            self.runs_started.labels(flow).inc()
+            self.runs_active.labels(flow).inc()
+        elif isinstance(output, EventDropped):
+            self.events_dropped.labels(output.reason).inc()
+        elif output.kind == "run":
+            self._run_finished(output)
+        else:
+            self._task_finished(output)
+
+    def _run_finished(self, span: SpanRecord) -> None:
+        flow = self._flow(span.flow_name)
+        result = span.result.value
+        self.runs.labels(flow, result).inc()
+        self.run_duration.labels(flow, result).observe(
+            span.duration_s, exemplar={"trace_id": span.trace_id_hex}
+        )
+        self.runs_active.labels(flow).dec()
+
+    def _task_finished(self, span: SpanRecord) -> None:
+        flow = self._flow(span.flow_name)
+        task = self._task(flow, span.task_name)
+        result = span.result.value
+        self.task_runs.labels(flow, task, result).inc()
+        self.task_duration.labels(flow, task, result).observe(
+            span.duration_s, exemplar={"trace_id": span.trace_id_hex}
+        )
+        if span.result is Result.FAILURE:
+            error_type = self.error_label((span.error_type or "_OTHER")[:MAX_ERROR_TYPE_LENGTH])
+            self.task_errors.labels(flow, task, error_type).inc()
+
+    # -- bridge health ------------------------------------------------------------------
+    def set_subscriptions(self, counts: Mapping[str, int]) -> None:
+        """Set the subscription gauge for every state."""
+        for state in SUBSCRIPTION_STATES:
+            self.subscriptions.labels(state).set(counts.get(state, 0))
+
+    def exported(self, exporter: str, count: int) -> None:
+        """Count spans an exporter delivered."""
+        self.register_exporter(exporter)
+        self.spans_exported.labels(exporter).inc(count)
+
+    def failed(self, exporter: str, count: int) -> None:
+        """Count spans an exporter failed to deliver."""
+        self.register_exporter(exporter)
+        self.spans_failed.labels(exporter).inc(count)
+
+    def dropped(self, exporter: str, reason: str, count: int) -> None:
+        """Count spans dropped before export."""
+        self.register_exporter(exporter)
+        self.spans_dropped.labels(exporter, reason).inc(count)
+
+    def queue_depth(self, exporter: str, depth: int) -> None:
+        """Set an exporter's queue depth."""
+        self.register_exporter(exporter)
+        self.export_queue.labels(exporter).set(depth)
+
+
+class OverflowCounter:
+    """Callable counting one label overflow (kept a class so the guard stays picklable)."""
+
+    def __init__(self, counter: Counter, label: str) -> None:
+        self._child = counter.labels(label)
+
+    def __call__(self, value: str) -> None:
+        """Count one value folded into ``__other__``."""
+        self._child.inc()

@@ -1,0 +1,89 @@
+"""Span records on the wire: OpenTelemetry SDK spans for the OTLP exporters, OTLP/JSON for files.
+
+Both encodings go through the SDK's own OTLP protobuf encoder, so a span written to a file
+is the same message a Collector or Jaeger receives.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, SpanKind, Status, TraceFlags
+from opentelemetry.trace import StatusCode as OtelStatusCode
+
+from otel_bridge import __version__
+from otel_bridge.spans import SpanRecord, StatusCode
+
+SCOPE = InstrumentationScope("otel_bridge", __version__)
+_STATUS = {
+    StatusCode.UNSET: OtelStatusCode.UNSET,
+    StatusCode.OK: OtelStatusCode.OK,
+    StatusCode.ERROR: OtelStatusCode.ERROR,
+}
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+
+
+def to_readable_span(record: SpanRecord, resource: Resource) -> ReadableSpan:
+    """Build the SDK span an OTLP exporter sends for this record."""
+    context = SpanContext(record.trace_id, record.span_id, is_remote=False, trace_flags=_SAMPLED)
+    parent = None
+    if record.parent_span_id is not None:
+        parent = SpanContext(
+            record.trace_id,
+            record.parent_span_id,
+            is_remote=record.parent_is_remote,
+            trace_flags=_SAMPLED,
+        )
+    description = record.status_message if record.status is StatusCode.ERROR else None
+    return ReadableSpan(
+        name=record.name,
+        context=context,
+        parent=parent,
+        resource=resource,
+        attributes=dict(record.attributes),
+        events=[Event(e.name, dict(e.attributes), e.time_ns) for e in record.events],
+        kind=SpanKind.INTERNAL,
+        status=Status(_STATUS[record.status], description),
+        start_time=record.start_ns,
+        end_time=record.end_ns,
+        instrumentation_scope=SCOPE,
+    )
+
+
+def _hex_ids(value: Any) -> Any:
+    """Rewrite protobuf-JSON base64 ids as the hex strings OTLP/JSON requires."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if key in ("traceId", "spanId", "parentSpanId") and isinstance(item, str):
+                out[key] = base64.b64decode(item).hex()
+            else:
+                out[key] = _hex_ids(item)
+        return out
+    if isinstance(value, list):
+        return [_hex_ids(item) for item in value]
+    return value
+
+
+def traces_data(records: Iterable[SpanRecord], resource: Resource) -> dict[str, Any]:
+    """Encode records as one OTLP/JSON ``TracesData`` object (Collector file-exporter form)."""
+    request = encode_spans([to_readable_span(r, resource) for r in records])
+    as_dict = MessageToDict(request, use_integers_for_enums=True)
+    return dict(_hex_ids(as_dict))
+
+
+def spans_of(data: dict[str, Any]) -> Sequence[dict[str, Any]]:
+    """Flatten the spans of an OTLP/JSON ``TracesData`` object (for readers and tests)."""
+    return [
+        span
+        for resource_spans in data.get("resourceSpans", [])
+        for scope_spans in resource_spans.get("scopeSpans", [])
+        for span in scope_spans.get("spans", [])
+    ]

@@ -1,0 +1,241 @@
+"""Every setting of the bridge, with its default, its flag, its environment variable and its help.
+
+Sources, later ones winning: defaults, a TOML config file (``--config`` or
+``OTEL_BRIDGE_CONFIG``; keys are the field names), ``OTEL_BRIDGE_<FIELD>`` environment
+variables, command-line flags. The standard ``OTEL_*`` variables configure the OTLP
+exporter and the resource (service name, resource attributes) as in any OpenTelemetry SDK.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from otel_bridge.redaction import CaptureMode
+
+ENV_PREFIX = "OTEL_BRIDGE_"
+
+
+class SettingsError(ValueError):
+    """A setting with a bad value; the message names the setting and its source."""
+
+
+class Settings(BaseModel):
+    """The bridge's settings (see README, "Configuration")."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    listen_host: str = Field(
+        "127.0.0.1", description="Address the HTTP server (control API, /metrics) listens on."
+    )
+    port: int = Field(9464, ge=0, le=65535, description="Port of the HTTP server (0: any free).")
+    upstream_url: str = Field(
+        "wss://lao-socket.studio.lyzr.ai",
+        description="Base URL of the LAO run socket; runs are at {upstream_url}/ws/{flow}/{run}.",
+    )
+    upstream_api_key: str | None = Field(
+        None, description="Sent upstream as the x-api-key header (LAO does not require it)."
+    )
+    upstream_origin: str | None = Field(None, description="Origin header sent upstream.")
+    upstream_headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra upstream headers, as NAME=VALUE pairs separated by commas.",
+    )
+    tls_ca_file: str | None = Field(None, description="CA bundle to verify the upstream with.")
+    tls_insecure: bool = Field(
+        False, description="Do not verify the upstream's TLS certificate (testing only)."
+    )
+    upstream_compression: bool = Field(
+        False, description="Offer permessage-deflate upstream (costs memory per socket)."
+    )
+    connect_timeout_s: float = Field(15.0, gt=0, description="Upstream connect timeout.")
+    app_ping_interval_s: float = Field(
+        30.0,
+        ge=0,
+        description='Send {"type":"ping"} upstream this often, like LAO\'s client (0: off).',
+    )
+    ws_ping_interval_s: float = Field(
+        20.0, gt=0, description="WebSocket protocol ping interval (liveness)."
+    )
+    ws_ping_timeout_s: float = Field(
+        20.0, gt=0, description="Reconnect when a protocol ping is not answered in this time."
+    )
+    reconnect_initial_s: float = Field(1.0, gt=0, description="First reconnect delay.")
+    reconnect_max_s: float = Field(30.0, gt=0, description="Longest reconnect delay.")
+    give_up_after_s: float = Field(
+        600.0,
+        gt=0,
+        description="Stop reconnecting after failing this long; the run ends as timeout.",
+    )
+    terminal_grace_s: float = Field(
+        2.0, ge=0, description="Keep reading this long after the terminal event, then close."
+    )
+    inactivity_timeout_s: float = Field(
+        1800.0, gt=0, description="Close a run with no event for this long (result timeout)."
+    )
+    max_run_duration_s: float = Field(
+        86400.0, gt=0, description="Close a run open for this long (result timeout)."
+    )
+    capture: CaptureMode = Field(
+        CaptureMode.REDACTED,
+        description="Payload attributes: none, redacted (secrets removed) or full (raw).",
+    )
+    max_payload_bytes: int = Field(4096, ge=64, description="Size cap of a payload attribute.")
+    traces_out: str | None = Field(
+        None, description="Also write spans to this file as OTLP/JSON lines."
+    )
+    otlp: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Export OTLP: auto means on when an OTEL_EXPORTER_OTLP_*ENDPOINT is set.",
+    )
+    export_queue_size: int = Field(20000, ge=1, description="Spans queued per exporter at most.")
+    control_token: str | None = Field(
+        None, description="If set, /v1/* requires 'Authorization: Bearer <token>'."
+    )
+    max_label_values: int = Field(
+        200, ge=1, description="Distinct flow_name / task_name label values before __other__."
+    )
+    flow_allow: list[str] = Field(
+        default_factory=list, description="Regexes of flow names allowed as labels (comma list)."
+    )
+    flow_deny: list[str] = Field(
+        default_factory=list, description="Regexes of flow names never used as labels."
+    )
+    task_allow: list[str] = Field(
+        default_factory=list, description="Regexes of task names allowed as labels."
+    )
+    task_deny: list[str] = Field(
+        default_factory=list, description="Regexes of task names never used as labels."
+    )
+    client_buffer_frames: int = Field(
+        1000, ge=1, description="Pass-through: frames buffered per slow client before it is cut."
+    )
+    log_format: Literal["text", "json"] = Field("text", description="Log line format.")
+    log_level: str = Field("INFO", description="Log level (DEBUG, INFO, WARNING, ERROR).")
+
+    @field_validator("upstream_headers", mode="before")
+    @classmethod
+    def _headers(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            pairs = [p for p in value.split(",") if p.strip()]
+            out = {}
+            for pair in pairs:
+                name, sep, val = pair.partition("=")
+                if not sep or not name.strip():
+                    raise ValueError(f"header {pair!r} is not NAME=VALUE")
+                out[name.strip()] = val.strip()
+            return out
+        return value
+
+    @field_validator("flow_allow", "flow_deny", "task_allow", "task_deny", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(",") if p.strip()]
+        return value
+
+    @field_validator("upstream_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("ws://", "wss://")):
+            raise ValueError("upstream_url must start with ws:// or wss://")
+        return value.rstrip("/")
+
+    def upstream_header_list(self) -> list[tuple[str, str]]:
+        """Every header to send upstream."""
+        headers = list(self.upstream_headers.items())
+        if self.upstream_api_key:
+            headers.append(("x-api-key", self.upstream_api_key))
+        if self.upstream_origin:
+            headers.append(("Origin", self.upstream_origin))
+        return headers
+
+    def otlp_enabled(self, environ: Mapping[str, str] | None = None) -> bool:
+        """Whether spans go out over OTLP."""
+        if self.otlp != "auto":
+            return self.otlp == "on"
+        env = os.environ if environ is None else environ
+        if env.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
+            return False
+        return (
+            any(
+                env.get(k)
+                for k in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            )
+            or env.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "otlp"
+        )
+
+
+SECRET_FIELDS = frozenset({"upstream_api_key", "control_token"})
+
+
+def flag_of(name: str) -> str:
+    """The command-line flag of a field."""
+    return "--" + name.replace("_", "-")
+
+
+def env_of(name: str) -> str:
+    """The environment variable of a field."""
+    return ENV_PREFIX + name.upper()
+
+
+def add_setting_flags(parser: argparse.ArgumentParser, only: Sequence[str] | None = None) -> None:
+    """Add a flag for every setting (or the ``only`` ones), defaulting to 'not given'."""
+    parser.add_argument(
+        "--config", default=None, help=f"TOML file of settings (env {ENV_PREFIX}CONFIG)."
+    )
+    for name, info in Settings.model_fields.items():
+        if only is not None and name not in only:
+            continue
+        default = info.get_default(call_default_factory=True)
+        shown = "unset" if default in (None, [], {}) else default
+        if name in SECRET_FIELDS:
+            shown = "unset"
+        help_text = f"{info.description} [env {env_of(name)}; default {shown}]"
+        if info.annotation is bool:
+            parser.add_argument(
+                flag_of(name),
+                dest=name,
+                default=None,
+                action=argparse.BooleanOptionalAction,
+                help=help_text,
+            )
+        else:
+            parser.add_argument(flag_of(name), dest=name, default=None, help=help_text)
+
+
+def load_settings(
+    args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Merge defaults, config file, environment and flags; raise SettingsError on bad values."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    config = getattr(args, "config", None) or env.get(ENV_PREFIX + "CONFIG")
+    if config:
+        try:
+            values.update(tomllib.loads(Path(config).read_text(encoding="utf-8")))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"config file {config}: {exc}") from exc
+    for name in Settings.model_fields:
+        if env_of(name) in env:
+            values[name] = env[env_of(name)]
+    if args is not None:
+        for name in Settings.model_fields:
+            given = getattr(args, name, None)
+            if given is not None:
+                values[name] = given
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            where = f"{flag_of(field)} / {env_of(field)}"
+            problems.append(f"{field} ({where}): {error['msg']}")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None

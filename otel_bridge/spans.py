@@ -1,0 +1,110 @@
+"""What the run tracker produces: finished span records and run lifecycle notices.
+
+Plain frozen data, no OpenTelemetry objects: the exporters turn a :class:`SpanRecord` into
+whatever their wire format needs, and the metrics read the same records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+AttributeValue = str | bool | int | float | Sequence[str]
+Attributes = Mapping[str, AttributeValue]
+
+
+class StatusCode(StrEnum):
+    """Span status, as in OpenTelemetry."""
+
+    UNSET = "UNSET"
+    OK = "OK"
+    ERROR = "ERROR"
+
+
+class Result(StrEnum):
+    """``cicd.pipeline.result`` / ``cicd.pipeline.task.run.result`` values."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    CANCELLATION = "cancellation"
+    TIMEOUT = "timeout"
+
+
+@dataclass(frozen=True)
+class SpanEvent:
+    """A timestamped event on a span (an exception, an unknown LAO event)."""
+
+    name: str
+    time_ns: int
+    attributes: Attributes = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SpanRecord:
+    """One finished span: the run's root (``kind="run"``) or a task execution."""
+
+    kind: Literal["run", "task"]
+    flow_name: str
+    run_name: str
+    task_name: str | None
+    trace_id: int
+    span_id: int
+    parent_span_id: int | None
+    parent_is_remote: bool
+    name: str
+    start_ns: int
+    end_ns: int
+    attributes: Attributes
+    events: tuple[SpanEvent, ...]
+    status: StatusCode
+    status_message: str | None
+    result: Result
+    error_type: str | None = None
+
+    @property
+    def duration_s(self) -> float:
+        """The span's duration in seconds."""
+        return (self.end_ns - self.start_ns) / 1e9
+
+    @property
+    def trace_id_hex(self) -> str:
+        """The trace id as 32 lowercase hex digits."""
+        return f"{self.trace_id:032x}"
+
+    @property
+    def span_id_hex(self) -> str:
+        """The span id as 16 lowercase hex digits."""
+        return f"{self.span_id:016x}"
+
+
+@dataclass(frozen=True)
+class RunOpened:
+    """The tracker saw the first event of a run."""
+
+    flow_name: str
+    run_name: str
+    trace_id: int
+
+
+DropReason = Literal[
+    "duplicate",
+    "late_start",
+    "after_end",
+    "no_task_identity",
+    "root_events_full",
+]
+
+
+@dataclass(frozen=True)
+class EventDropped:
+    """An event the tracker did not use, and why (counted, logged, never silent)."""
+
+    flow_name: str
+    run_name: str
+    event_type: str
+    reason: DropReason
+
+
+TrackerOutput = SpanRecord | RunOpened | EventDropped
