@@ -424,7 +424,7 @@ def workflows() -> Dashboard:
         )
         .with_panel(
             ts(
-                "Runs in flight",
+                "Runs in flight per flow",
                 "Runs started and not finished, by flow.",
                 [
                     query(
@@ -565,7 +565,7 @@ def workflows() -> Dashboard:
             )
         )
     )
-    return dashboard.with_row(Row("Flows")).with_panel(flows_table())
+    return dashboard.with_row(Row("By flow")).with_panel(flows_table())
 
 
 FLOW_COLUMNS = (

@@ -8,7 +8,8 @@ A frame is one WebSocket message as received. :func:`classify_frame` turns it in
 
 Every field is optional and type-tolerant, as the real socket is (lao-protocol.md):
 timestamps in seconds, milliseconds or ISO-8601; ``error`` as an object or a string;
-unknown fields kept in ``model_extra``.
+unknown fields kept in ``model_extra``. The size limit counts UTF-8 bytes; JSON nested
+deeper than :data:`MAX_PAYLOAD_DEPTH` is cut there (the event is kept).
 """
 
 from __future__ import annotations

@@ -51,16 +51,21 @@ _SECRET_VALUE = re.compile(
     r"|\bgh[pousr]_[A-Za-z0-9]{20,}"
     r"|\bxox[abprs]-[A-Za-z0-9-]{10,}"
 )
+# Every repetition before a literal is bounded or anchored: payloads run to megabytes and
+# an unbounded ``[a-z]*`` prefix makes a regex quadratic in the length of a run of letters.
 # Any userinfo (user:password@ or a token as user@) in a URL.
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/?#\s@]+@", re.I)
+_URL_USERINFO = re.compile(
+    r"(?<![a-z0-9+.-])(?P<scheme>[a-z][a-z0-9+.-]{0,31}://)[^/?#\s@]+@", re.I
+)
 _QUERY_SECRET = re.compile(
-    r"(?P<key>[?&](?:[a-z0-9_-]*(?:api[_-]?key|token|secret|password|signature|sig)))=[^&#\s]+",
+    r"(?P<key>[?&](?:[a-z0-9_-]{0,40}(?:api[_-]?key|token|secret|password|signature|sig)))"
+    r"=[^&#\s]+",
     re.I,
 )
 # key: value / key=value / "key": "value" inside free text (a JSON body sent as a string,
 # a header line, a log line). Bare numbers are left alone (``max_token=512``).
 _TEXT_PAIR = re.compile(
-    r"(?P<key>[a-z0-9_-]*(?:api[_-]?key|apikey|token|secret|passw(?:or)?d|credentials?"
+    r"(?P<key>(?:api[_-]?key|apikey|token|secret|passw(?:or)?d|credentials?"
     r"|private[_-]?key|authorization)[\"']?\s*[:=]\s*[\"']?)"
     r"(?P<value>[^\s\"'&,;}\]]+)",
     re.I,

@@ -35,6 +35,7 @@ class BridgeServer:
         self.app = build_app(self.bridge)
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self._stopped = False
 
     @property
     def url(self) -> str:
@@ -54,7 +55,10 @@ class BridgeServer:
         log.info("listening", extra={"url": self.url})
 
     async def stop(self) -> None:
-        """Stop taking requests, then stop the bridge (flushing every exporter)."""
+        """Stop taking requests, then stop the bridge (flushing every exporter); idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
         self.bridge.ready = False
         await self.bridge.stop()
         if self._runner is not None:

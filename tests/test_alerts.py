@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 import yaml
-from support.process import require_binary
 from test_dashboards import PROMTOOL, RULE_TESTS, RULES, alert_rules
+
+from support.process import require_binary
 
 # The conditions issue 3 asks alerts for, and the alerts that cover them.
 REQUIRED = {

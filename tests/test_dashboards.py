@@ -19,7 +19,6 @@ import yaml
 from helpers import received_ns, seed_events
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
-from support.process import require_binary
 
 from otel_bridge.export_queue import ExportQueue
 from otel_bridge.exporters import MemorySink
@@ -27,6 +26,7 @@ from otel_bridge.exposition import encode
 from otel_bridge.metrics import Metrics
 from otel_bridge.pipeline import Pipeline
 from otel_bridge.tracker import Tracker
+from support.process import require_binary
 
 REPO = Path(__file__).resolve().parents[1]
 DASHBOARDS = REPO / "dashboards"
@@ -163,6 +163,7 @@ def test_workflows_dashboard_has_every_panel_the_issue_lists() -> None:
         "Run duration distribution",
         "Task duration distribution",
         "Runs in flight",
+        "Runs in flight per flow",
         "Top failing tasks",
         "Top error types",
         "Flows",
@@ -228,11 +229,13 @@ def test_every_panel_queries_the_datasource_variable(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", DASHBOARD_FILES)
-def test_panel_ids_unique_and_layout_without_overlap(name: str) -> None:
-    """Panel ids are unique and no two panels overlap on the 24-column grid."""
+def test_panel_ids_titles_unique_and_layout_without_overlap(name: str) -> None:
+    """Panel ids and titles are unique; no two panels overlap on the 24-column grid."""
     all_panels = list(panels(load_dashboard(name)))
     ids = [panel["id"] for panel in all_panels]
     assert len(set(ids)) == len(ids)
+    titles = [panel["title"] for panel in all_panels]
+    assert len(set(titles)) == len(titles)
     cells: dict[tuple[int, int], str] = {}
     for panel in all_panels:
         pos = panel["gridPos"]

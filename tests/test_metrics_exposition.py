@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
-from prometheus_client.openmetrics.parser import text_string_to_metric_families
+from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics import parser as openmetrics_parser
 from prometheus_client.parser import text_string_to_metric_families as text_families
 from test_metrics import run_span
 
@@ -19,6 +21,11 @@ from otel_bridge.exposition import (
 from otel_bridge.ids import run_trace_id
 from otel_bridge.metrics import Metrics
 from otel_bridge.spans import Result, RunOpened
+
+# The OpenMetrics parser is untyped; this is its signature.
+parse_openmetrics: Callable[[str], Iterable[Metric]] = (
+    openmetrics_parser.text_string_to_metric_families
+)
 
 # What Prometheus 2.42 sends when it scrapes (it prefers OpenMetrics).
 PROMETHEUS_ACCEPT = (
@@ -72,7 +79,7 @@ def test_metrics_file_is_openmetrics_by_default(
     path = tmp_path / "replay.om"
     write_metrics_file(registry, path)
     text = path.read_text()
-    families = {f.name: f for f in text_string_to_metric_families(text)}
+    families = {f.name: f for f in parse_openmetrics(text)}
     duration = families["lao_flow_run_duration_seconds"]
     exemplars = [s.exemplar for s in duration.samples if s.exemplar is not None]
     assert [e.labels["trace_id"] for e in exemplars] == [f"{run_trace_id('Flow A', 'r1'):032x}"]

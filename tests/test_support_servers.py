@@ -17,6 +17,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
 from support.jaeger import (
     JaegerServer,
     TraceNotFoundError,
