@@ -7,20 +7,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import json
 import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from prometheus_client.exposition import choose_encoder
 
 from otel_bridge.bridge import Bridge, RunConflict
 from otel_bridge.ids import TraceParent, TraceParentError, parse_traceparent
+from otel_bridge.passthrough import ClientChannel, PassthroughMetrics
 
 MAX_NAME_BYTES = 512
 BRIDGE_KEY: web.AppKey[Bridge] = web.AppKey("bridge", Bridge)
+PASSTHROUGH_KEY: web.AppKey[PassthroughMetrics] = web.AppKey("passthrough", PassthroughMetrics)
 
 
 class NameError_(ValueError):
@@ -132,10 +136,47 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
+async def passthrough(request: web.Request) -> web.StreamResponse:
+    """A LAO-compatible run socket: upstream frames fanned out, client frames forwarded."""
+    bridge = request.app[BRIDGE_KEY]
+    try:
+        flow = validate_name("flow_name", request.match_info["flow"])
+        run = validate_name("run_name", request.match_info["run"])
+    except NameError_ as exc:
+        return _error(400, str(exc))
+    if not bridge.ready:
+        return _error(503, "bridge is shutting down")
+    ws = web.WebSocketResponse(heartbeat=bridge.settings.ws_ping_interval_s, compress=False)
+    await ws.prepare(request)
+    try:
+        sub, _ = bridge.subscribe(flow, run)
+    except RunConflict:
+        await ws.close(code=1000, message=b"run already ended")
+        return ws
+    metrics = request.app[PASSTHROUGH_KEY]
+    client = ClientChannel(ws, bridge.settings.client_buffer_frames, metrics)
+    sub.attach(client)
+    metrics.clients.inc()
+    writer = asyncio.create_task(client.pump())
+    try:
+        async for message in ws:
+            if message.type == WSMsgType.TEXT:
+                sent = await sub.send_upstream(message.data)
+                metrics.forwarded.labels("sent" if sent else "upstream_down").inc()
+    finally:
+        sub.detach(client)
+        metrics.clients.dec()
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+    return ws
+
+
 def build_app(bridge: Bridge) -> web.Application:
     """The aiohttp application of a bridge."""
     app = web.Application(middlewares=[_auth], client_max_size=64 * 1024)
     app[BRIDGE_KEY] = bridge
+    app[PASSTHROUGH_KEY] = PassthroughMetrics(bridge.registry)
     app.router.add_post("/v1/runs", post_run)
     app.router.add_get("/v1/runs", list_runs)
     app.router.add_get("/v1/runs/{flow}/{run}", get_run)
@@ -143,4 +184,5 @@ def build_app(bridge: Bridge) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/ws/{flow}/{run}", passthrough)
     return app

@@ -17,20 +17,13 @@ from collections.abc import Mapping, Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from otel_bridge import __version__
-from otel_bridge.events import Noise, Rejected
+from otel_bridge.events import KNOWN_EVENT_TYPES, Noise, Rejected
 from otel_bridge.labels import LabelGuard
 from otel_bridge.spans import DropReason, EventDropped, Result, RunOpened, SpanRecord, TrackerOutput
 
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
-EVENT_TYPES = (
-    "flow_started",
-    "task_started",
-    "task_completed",
-    "task_failed",
-    "flow_completed",
-    "flow_error",
-)
+EVENT_TYPES: tuple[str, ...] = KNOWN_EVENT_TYPES
 EVENT_TYPE_VALUES = (*EVENT_TYPES, "unknown")
 SUBSCRIPTION_STATES = ("pending", "connecting", "connected", "reconnecting", "done", "failed")
 RUN_RESULTS = tuple(r.value for r in Result)

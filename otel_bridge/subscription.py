@@ -21,6 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from otel_bridge.backoff import backoff
+from otel_bridge.passthrough import ClientChannel
 from otel_bridge.pipeline import Pipeline
 from otel_bridge.settings import Settings
 from otel_bridge.spans import Result
@@ -75,6 +76,7 @@ class Subscription:
         self._stopping = False
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
+        self.clients: set[ClientChannel] = set()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -143,6 +145,8 @@ class Subscription:
         finally:
             if self.state not in ("failed",):
                 self._set_state("done")
+            for client in tuple(self.clients):
+                client.finish()
 
     def _give_up(self, reason: str) -> None:
         self.error = f"gave up after {self.settings.give_up_after_s:g}s: {reason}"
@@ -205,6 +209,8 @@ class Subscription:
                     run_name=self.run_name,
                     received_ns=time.time_ns(),
                 )
+                for client in tuple(self.clients):
+                    client.offer(message)
         finally:
             pinger.cancel()
 
@@ -216,6 +222,25 @@ class Subscription:
             await asyncio.sleep(interval)
             with contextlib.suppress(ConnectionClosed):
                 await ws.send(APP_PING)
+
+    def attach(self, client: ClientChannel) -> None:
+        """Fan this run's upstream frames out to a pass-through client too."""
+        self.clients.add(client)
+
+    def detach(self, client: ClientChannel) -> None:
+        """Stop sending frames to a pass-through client."""
+        self.clients.discard(client)
+
+    async def send_upstream(self, frame: str) -> bool:
+        """Forward a client's frame (its JSON ping) to LAO; False when not connected."""
+        ws = self._ws
+        if ws is None:
+            return False
+        try:
+            await ws.send(frame)
+        except ConnectionClosed:
+            return False
+        return True
 
     def run_ended(self) -> None:
         """Told by the manager when the tracker closed this run: read the grace, then stop."""

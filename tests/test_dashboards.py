@@ -45,7 +45,10 @@ def load_generator() -> ModuleType:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except ModuleNotFoundError as exc:
+        pytest.fail(f"{exc}: the dev extras include grafana-foundation-sdk (pip install -e .[dev])")
     return module
 
 

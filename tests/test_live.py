@@ -1,4 +1,4 @@
-"""The live path against the real simulator on loopback: subscribe, reconnect, stall, control API."""
+"""The live path against the real simulator: subscribe, reconnect, stall, control API."""
 
 from __future__ import annotations
 

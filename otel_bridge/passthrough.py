@@ -1,0 +1,97 @@
+"""The pass-through socket: apps point their own LAO socket client at the bridge.
+
+``ws://bridge:PORT/ws/{flow}/{run}`` behaves like LAO's run socket. The bridge keeps one
+upstream connection per run however many clients watch it, passes every upstream frame
+unchanged to every client (fan-out), forwards the clients' text frames (their JSON pings)
+upstream, and records the run as it passes.
+
+A client that connects late gets what LAO sends from then on (LAO has no replay either).
+Each client has a bounded buffer: a client that falls behind by ``client_buffer_frames``
+never stalls the others or the telemetry; it is disconnected with close code 1013 (try
+again later) and the frames it missed are counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+log = logging.getLogger(__name__)
+
+CLOSE_TOO_SLOW = 1013
+_END = object()
+
+
+class PassthroughMetrics:
+    """Pass-through clients and the frames they missed."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.clients = Gauge(
+            "otel_bridge_passthrough_clients",
+            "Clients connected to the pass-through socket.",
+            registry=registry,
+        )
+        self.dropped = Counter(
+            "otel_bridge_passthrough_frames_dropped",
+            "Frames not delivered to a pass-through client, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.forwarded = Counter(
+            "otel_bridge_passthrough_client_frames",
+            "Client frames forwarded upstream (or not, when upstream was down), by outcome.",
+            ["outcome"],
+            registry=registry,
+        )
+
+
+class ClientChannel:
+    """One pass-through client: a bounded queue of frames and the task writing them."""
+
+    def __init__(self, ws: web.WebSocketResponse, max_frames: int, metrics: PassthroughMetrics):
+        self.ws = ws
+        self.metrics = metrics
+        self._queue: asyncio.Queue[object] = asyncio.Queue(max_frames)
+        self._cut = False
+        self._closer: asyncio.Future[bool] | None = None
+
+    def offer(self, frame: str | bytes) -> None:
+        """Queue a frame for this client without waiting; cut the client when it lags."""
+        if self._cut:
+            self.metrics.dropped.labels("client_cut").inc()
+            return
+        try:
+            self._queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self._cut = True
+            self.metrics.dropped.labels("client_too_slow").inc()
+            log.warning("pass-through client too slow, disconnecting")
+            self._closer = asyncio.ensure_future(
+                self.ws.close(code=CLOSE_TOO_SLOW, message=b"client too slow: buffer full")
+            )
+
+    def finish(self) -> None:
+        """Close the client once what is queued has been sent (the run's socket ended)."""
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(_END)
+            return
+        self._closer = asyncio.ensure_future(self.ws.close())
+
+    async def pump(self) -> None:
+        """Write queued frames to the client until told to finish."""
+        while True:
+            frame = await self._queue.get()
+            if frame is _END or self.ws.closed:
+                await self.ws.close()
+                return
+            try:
+                if isinstance(frame, bytes):
+                    await self.ws.send_bytes(frame)
+                else:
+                    await self.ws.send_str(str(frame))
+            except (ConnectionError, RuntimeError):
+                return

@@ -1,0 +1,211 @@
+"""The pass-through socket: clients pointed at the bridge get LAO's frames; LAO sees one."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from otel_bridge.exporters import MemorySink
+from otel_bridge.server import BridgeServer
+from otel_bridge.settings import Settings
+from otel_bridge.simulator import Quirks, Simulator
+from otel_bridge.subscription import run_url
+
+FLOW = "Pass Flow"
+
+
+def flow_body(
+    run: str, n: int = 4, duration: float = 0.05, output_bytes: int = 0
+) -> dict[str, Any]:
+    """A chain of ``n`` api tasks; outputs padded to ``output_bytes``."""
+    tasks = []
+    for i in range(n):
+        params: dict[str, Any] = {"config": {"url": "https://x.example/api", "method": "POST"}}
+        if i:
+            params["after"] = {"depends": f"t{i - 1}"}
+        hints: dict[str, Any] = {"duration": duration}
+        if output_bytes:
+            hints["output"] = {"blob": "x" * output_bytes}
+        tasks.append(
+            {
+                "name": f"t{i}",
+                "tag": "api",
+                "function": "api_call",
+                "params": params,
+                "x-sim": hints,
+            }
+        )
+    return {"flow_name": FLOW, "run_name": run, "tasks": tasks, "edges": []}
+
+
+class Rig:
+    def __init__(self, sim: Simulator, server: BridgeServer, sink: MemorySink) -> None:
+        self.sim, self.server, self.sink = sim, server, sink
+
+    def url(self, run: str) -> str:
+        return run_url(f"ws://127.0.0.1:{self.server.port}", FLOW, run)
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    sim = Simulator(replace(Quirks.quiet(), echo=True), time_scale=1.0, seed=5)
+    await sim.start()
+    sink = MemorySink()
+    settings = Settings(
+        port=0,
+        upstream_url=sim.ws_url,
+        terminal_grace_s=0.1,
+        client_buffer_frames=32,
+        reconnect_initial_s=0.05,
+    )
+    server = BridgeServer(settings, registry=CollectorRegistry(), sinks=[sink])
+    await server.start()
+    yield Rig(sim, server, sink)
+    await server.stop()
+    await sim.stop()
+
+
+async def collect(ws: ClientConnection) -> list[str]:
+    """Read until the bridge closes the socket."""
+    frames: list[str] = []
+    try:
+        async for message in ws:
+            frames.append(str(message))
+    except ConnectionClosed:
+        pass
+    return frames
+
+
+def event_types(frames: list[str]) -> list[str]:
+    return [json.loads(f)["event_type"] for f in frames if f.startswith("{") and "event_type" in f]
+
+
+async def test_fan_out_to_many_clients_over_one_upstream(rig: Rig) -> None:
+    """Three clients get every frame LAO sent, unchanged, over one upstream; spans recorded."""
+    run = "fan_1"
+    clients = [await connect(rig.url(run)) for _ in range(3)]
+    readers = [asyncio.create_task(collect(ws)) for ws in clients]
+    await rig.sim.wait_subscribers(FLOW, run)
+    await rig.sim.start_run(flow_body(run))
+    results = await asyncio.wait_for(asyncio.gather(*readers), 20)
+    sent = [json.dumps(e) for e in rig.sim.events_sent(FLOW, run)]
+    for frames in results:
+        got = [f for f in frames if f.startswith("{")]
+        assert [json.loads(f) for f in got] == [json.loads(s) for s in sent]
+    assert rig.sim.hub(FLOW, run).connections == 1
+    await asyncio.to_thread(rig.server.bridge.pipeline.flush)
+    spans = [s for s in rig.sink.records if s.run_name == run]
+    assert sum(s.kind == "run" for s in spans) == 1 and sum(s.kind == "task" for s in spans) == 4
+
+
+async def test_client_pings_are_forwarded_upstream(rig: Rig) -> None:
+    """A client's JSON ping reaches LAO, whose echo comes back through the bridge."""
+    run = "ping_1"
+    async with connect(rig.url(run)) as ws:
+        await rig.sim.wait_subscribers(FLOW, run)
+        await ws.send(json.dumps({"type": "ping"}))
+        reply = await asyncio.wait_for(ws.recv(), 5)
+        assert "Echoing:" in str(reply)
+
+
+async def test_late_client_gets_frames_from_then_on(rig: Rig) -> None:
+    """A client joining mid-run gets the later frames only, like LAO itself."""
+    run = "late_1"
+    early = await connect(rig.url(run))
+    early_reader = asyncio.create_task(collect(early))
+    await rig.sim.wait_subscribers(FLOW, run)
+    await rig.sim.start_run(flow_body(run, n=6, duration=0.2))
+    await asyncio.sleep(0.5)
+    late = await connect(rig.url(run))
+    late_frames = await asyncio.wait_for(collect(late), 20)
+    early_frames = await asyncio.wait_for(early_reader, 20)
+    assert event_types(early_frames)[0] == "flow_started"
+    assert "flow_started" not in event_types(late_frames)
+    assert event_types(late_frames)[-1] == "flow_completed"
+    assert late_frames == early_frames[len(early_frames) - len(late_frames) :]
+
+
+async def test_slow_client_is_cut_without_stalling_others(rig: Rig) -> None:
+    """A client that stops reading is closed with 1013; the other client and the spans are whole."""
+    run = "slow_1"
+    slow = await connect(rig.url(run), max_queue=1)
+    fast = await connect(rig.url(run), max_size=None)
+    fast_reader = asyncio.create_task(collect(fast))
+    await rig.sim.wait_subscribers(FLOW, run)
+    await rig.sim.start_run(flow_body(run, n=60, duration=0.0, output_bytes=150_000))
+    fast_frames = await asyncio.wait_for(fast_reader, 30)
+    assert event_types(fast_frames).count("task_completed") == 60
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            await asyncio.wait_for(slow.recv(), 10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+    registry = rig.server.bridge.registry
+    assert (
+        registry.get_sample_value(
+            "otel_bridge_passthrough_frames_dropped_total", {"reason": "client_too_slow"}
+        )
+        == 1
+    )
+    await asyncio.to_thread(rig.server.bridge.pipeline.flush)
+    assert sum(s.kind == "task" for s in rig.sink.records if s.run_name == run) == 60
+
+
+async def test_bad_names_are_refused_before_upgrade(rig: Rig) -> None:
+    """A run name with control characters gets HTTP 400, not a socket."""
+    with pytest.raises(Exception, match="400"):
+        await connect(rig.url("bad\u0001name"))
+
+
+NODE_DIR = Path(__file__).parent / "node"
+
+
+def node_client_ready() -> None:
+    """Install the Node client's one dependency (ws) once; skip or fail without Node."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        if os.environ.get("CI"):
+            pytest.fail("node and npm are required in CI")
+        pytest.skip("node/npm not installed")
+    if not (NODE_DIR / "node_modules" / "ws").is_dir():
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--silent"],
+            cwd=NODE_DIR,
+            check=True,
+            timeout=300,
+        )
+
+
+@pytest.mark.integration
+async def test_seed_workflow_monitor_in_node_works_through_the_bridge(rig: Rig) -> None:
+    """The docs' JavaScript WorkflowMonitor, pointed at the bridge, follows a run to its end."""
+    await asyncio.to_thread(node_client_ready)
+    run = "node_1"
+    proc = await asyncio.create_subprocess_exec(
+        "node",
+        str(NODE_DIR / "monitor.js"),
+        f"ws://127.0.0.1:{rig.server.port}",
+        FLOW,
+        run,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    await rig.sim.wait_subscribers(FLOW, run, timeout=15)
+    await rig.sim.start_run(flow_body(run, n=3))
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0
+    lines = [json.loads(line) for line in out.decode().splitlines()]
+    handled = [line["event_type"] for line in lines if "event_type" in line]
+    assert handled == ["flow_started"] + ["task_started", "task_completed"] * 3 + ["flow_completed"]
+    assert lines[-1] == {"closed": True}
+    await asyncio.to_thread(rig.server.bridge.pipeline.flush)
+    assert sum(s.kind == "run" for s in rig.sink.records if s.run_name == run) == 1
