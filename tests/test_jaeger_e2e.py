@@ -62,17 +62,17 @@ def _sha256(*parts: str) -> bytes:
 
 
 def trace_id_for(flow: str, run: str) -> str:
-    r"""First 16 bytes of sha256("lao-run\\0" + flow + "\\0" + run), as hex."""
+    r"""First 16 bytes of sha256("lao-run\0" + flow + "\0" + run), as hex."""
     return _sha256("lao-run", flow, run)[:16].hex()
 
 
 def root_id_for(flow: str, run: str) -> str:
-    r"""First 8 bytes of sha256("lao-flow\\0" + flow + "\\0" + run), as hex."""
+    r"""First 8 bytes of sha256("lao-flow\0" + flow + "\0" + run), as hex."""
     return _sha256("lao-flow", flow, run)[:8].hex()
 
 
 def task_id_for(flow: str, run: str, key: str) -> str:
-    r"""First 8 bytes of sha256("lao-task\\0" + flow + "\\0" + run + "\\0" + key), as hex."""
+    r"""First 8 bytes of sha256("lao-task\0" + flow + "\0" + run + "\0" + key), as hex."""
     return _sha256("lao-task", flow, run, key)[:8].hex()
 
 

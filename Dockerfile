@@ -1,0 +1,80 @@
+# syntax=docker/dockerfile:1
+# otel-bridge: LAO run sockets in, OpenTelemetry traces and Prometheus metrics out.
+#
+#   docker build -t otel-bridge .                       # on the official slim Python base
+#   tools/image/build.sh                                # offline: a Debian base made by mmdebstrap
+#
+# BASE must provide python3 (>= 3.11) with the venv module, useradd/groupadd and CA
+# certificates; both stages use it, so the venv's interpreter path is the same in each.
+# pip may need a CA bundle (TLS-intercepting proxies): pass it as the build secret `ca`
+# (`--secret id=ca,src=/etc/ssl/certs/ca-certificates.crt`); it is mounted for the pip
+# steps of the build stage only and never stored in a layer.
+ARG BASE=docker.io/library/python:3.11-slim-bookworm
+
+FROM ${BASE} AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore
+SHELL ["/bin/sh", "-eu", "-c"]
+WORKDIR /src
+RUN python3 -m venv /opt/otel-bridge
+
+# The dependencies alone first: this layer is rebuilt only when pyproject.toml changes.
+COPY pyproject.toml ./
+RUN --mount=type=secret,id=ca \
+    if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi; \
+    python3 -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
+        > /tmp/requirements.txt; \
+    /opt/otel-bridge/bin/pip install --no-cache-dir -r /tmp/requirements.txt
+
+COPY README.md ./
+COPY otel_bridge ./otel_bridge
+# Then the bridge itself; pip and setuptools leave the venv (nothing installs at run time).
+RUN --mount=type=secret,id=ca \
+    if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi; \
+    /opt/otel-bridge/bin/pip install --no-cache-dir --no-deps /src; \
+    /opt/otel-bridge/bin/pip uninstall --yes --quiet pip setuptools; \
+    /opt/otel-bridge/bin/otel-bridge --version
+
+FROM ${BASE}
+SHELL ["/bin/sh", "-eu", "-c"]
+# A fixed numeric user (Kubernetes' runAsNonRoot checks the number) owning only the state
+# directory; everything else is read-only to it, so a read-only root filesystem works.
+RUN groupadd --system --gid 10001 otel-bridge; \
+    useradd --system --uid 10001 --gid 10001 --no-create-home \
+        --home-dir /var/lib/otel-bridge --shell /usr/sbin/nologin otel-bridge; \
+    install -d -o 10001 -g 10001 -m 0750 /var/lib/otel-bridge
+COPY --from=build /opt/otel-bridge /opt/otel-bridge
+
+# OTEL_BRIDGE_LISTEN_HOST: a container is reached on its own address, not on loopback.
+# State (--traces-out, replay --state) goes under /var/lib/otel-bridge and temporary files
+# under TMPDIR: mount writable volumes there when the root filesystem is read-only.
+ENV PATH=/opt/otel-bridge/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/var/lib/otel-bridge \
+    TMPDIR=/tmp \
+    OTEL_BRIDGE_LISTEN_HOST=0.0.0.0 \
+    OTEL_BRIDGE_PORT=9464
+WORKDIR /var/lib/otel-bridge
+USER 10001:10001
+EXPOSE 9464
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('OTEL_BRIDGE_PORT', '9464') + '/healthz', timeout=4)"]
+ENTRYPOINT ["otel-bridge"]
+CMD ["serve"]
+
+# Last, so that a new revision or date changes only the image's metadata, not its layers.
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG CREATED=1970-01-01T00:00:00Z
+ARG SOURCE=""
+ARG BASE
+LABEL org.opencontainers.image.title="otel-bridge" \
+      org.opencontainers.image.description="LAO workflow run sockets in, OpenTelemetry traces and Prometheus metrics out" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.base.name="${BASE}"

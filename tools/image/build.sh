@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Builds the otel-bridge image with buildah (vfs storage, chroot isolation, host network)
+# from the repo's Dockerfile, on the base made by tools/image/base.sh unless --base is given.
+#
+#   tools/image/build.sh [--base IMAGE] [--tag NAME] [--no-cache]
+#
+# The machine's CA bundle (TLS-intercepting proxies) reaches pip as the build secret `ca`,
+# mounted in the build stage's pip steps only. Layers are cached in the project's
+# container storage (see lib.sh), so a rebuild with unchanged inputs takes seconds.
+# Prints `image=NAME`, `root=DIR`, `runroot=DIR` on stdout (for the tests); logs on stderr.
+set -euo pipefail
+# shellcheck source=tools/image/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+base=""
+tag="localhost/otel-bridge:dev"
+cache=(--layers)
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --base) base="$2"; shift 2 ;;
+        --tag) tag="$2"; shift 2 ;;
+        --no-cache) cache=(--layers --no-cache); shift ;;
+        -h | --help) sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+need buildah
+
+[[ -n "$base" ]] || base="$(bash "$ROOT/tools/image/base.sh")"
+CA_BUNDLE="${OTEL_BRIDGE_BUILD_CA:-/etc/ssl/certs/ca-certificates.crt}"
+secret=()
+[[ -s "$CA_BUNDLE" ]] && secret=(--secret "id=ca,src=$CA_BUNDLE")
+
+version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/pyproject.toml" | head -n1)"
+revision="$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)"
+if [[ -n "$(git -C "$ROOT" status --porcelain -- Dockerfile pyproject.toml README.md otel_bridge 2>/dev/null)" ]]; then
+    revision="$revision-dirty"
+fi
+# The commit's time, not the clock's: rebuilding one commit gives the same labels.
+created="$(git -C "$ROOT" log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null || true)"
+created="${created:-1970-01-01T00:00:00Z}"
+source_url="$(git -C "$ROOT" remote get-url origin 2>/dev/null || true)"
+case "$source_url" in http*://*) ;; *) source_url="" ;; esac
+
+log "buildah build $tag on $base"
+start=$SECONDS
+TZ=UTC buildah_ build "${cache[@]}" \
+    --isolation chroot --network host --pull=never \
+    --format oci \
+    "${secret[@]}" \
+    --build-arg "BASE=$base" \
+    --build-arg "VERSION=$version" \
+    --build-arg "REVISION=$revision" \
+    --build-arg "CREATED=$created" \
+    --build-arg "SOURCE=$source_url" \
+    --file "$ROOT/Dockerfile" --tag "$tag" "$ROOT" >&2
+log "built $tag in $((SECONDS - start))s"
+echo "image=$tag"
+echo "root=$IMAGE_CACHE/storage"
+echo "runroot=$IMAGE_CACHE/run"
