@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv demo test system tools lint typecheck check bench clean
+.PHONY: venv demo test system tools lint typecheck check bench dashboards clean
 
 $(BIN)/otel-bridge: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -37,6 +37,10 @@ typecheck: venv
 	$(BIN)/mypy
 
 check: lint typecheck test
+
+## dashboards: regenerate dashboards/*.json from dashboards/generate.py
+dashboards: venv
+	$(BIN)/python dashboards/generate.py
 
 bench: venv
 	$(BIN)/python -m bench.throughput

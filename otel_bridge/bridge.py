@@ -77,6 +77,8 @@ class Bridge:
         self.queues = [
             ExportQueue(sink, self.metrics, max_queue=settings.export_queue_size) for sink in chosen
         ]
+        for queue in self.queues:
+            self.metrics.register_exporter(queue.sink.name)
         policy = PayloadPolicy(settings.capture, settings.max_payload_bytes)
         self.tracker = Tracker(policy)
         self.pipeline = Pipeline(self.tracker, self.queues, self.metrics)

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from otel_bridge import __version__
 from otel_bridge.bridge import Bridge
@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = build_parser().parse_args(argv)
+    # Prometheus ingests every *_created sample as one more series; the bridge has no use for them.
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client lacks a hint
     try:
         if args.command == "simulate":
             setup_logging("text", "INFO")

@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
-from prometheus_client.exposition import choose_encoder
 
 from otel_bridge.bridge import Bridge, RunConflict
+from otel_bridge.exposition import render
 from otel_bridge.ids import TraceParent, TraceParentError, parse_traceparent
 from otel_bridge.passthrough import ClientChannel, PassthroughMetrics
 
@@ -131,8 +131,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus exposition; OpenMetrics (with exemplars) when the scraper asks for it."""
-    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-    body = encoder(request.app[BRIDGE_KEY].registry)
+    body, content_type = render(request.app[BRIDGE_KEY].registry, request.headers.get("Accept"))
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import SEED_SECRETS, seed_events
 
+from helpers import SEED_SECRETS, seed_events
 from otel_bridge.cli import build_parser, main
 from otel_bridge.otlp import spans_of
 from otel_bridge.settings import Settings, SettingsError, env_of, load_settings
@@ -42,7 +42,7 @@ def test_replay_skips_bad_lines_and_keeps_the_rest(
 ) -> None:
     """Bad lines are reported with line numbers; every valid event still becomes spans."""
     events = [json.dumps(e) for e in seed_events()]
-    lines = ["connection established", events[0], "{broken json", events[1], "[1,2]"] + events[2:]
+    lines = ["connection established", events[0], "{broken json", events[1], "[1,2]", *events[2:]]
     rec = write_lines(tmp_path / "rec.jsonl", lines)
     out = tmp_path / "spans.jsonl"
     assert main(["replay", str(rec), "--traces-out", str(out)]) == 0

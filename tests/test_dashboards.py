@@ -16,10 +16,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
-from helpers import received_ns, seed_events
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from helpers import received_ns, seed_events
 from otel_bridge.export_queue import ExportQueue
 from otel_bridge.exporters import MemorySink
 from otel_bridge.exposition import encode

@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 import pytest
-from helpers import seed_events
 
+from helpers import seed_events
 from otel_bridge.events import (
     MAX_FRAME_BYTES,
     MAX_PAYLOAD_DEPTH,

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import run_events, seed_events
 from opentelemetry.sdk.resources import Resource
 
+from helpers import run_events, seed_events
 from otel_bridge.export_queue import ExportQueue
 from otel_bridge.exporters import ExportError, FileSink, MemorySink
 from otel_bridge.ids import parse_traceparent

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from opentelemetry.sdk.resources import Resource
 
+from helpers import seed_events
 from otel_bridge.bridge import make_resource
 from otel_bridge.export_queue import ExportQueue
 from otel_bridge.exporters import otlp_protocol, otlp_sink_from_env
@@ -13,8 +14,6 @@ from otel_bridge.pipeline import Pipeline
 from otel_bridge.settings import Settings
 from otel_bridge.tracker import Tracker
 from support.otlp_receiver import GrpcReceiver, HttpReceiver
-
-from helpers import seed_events
 
 FLOW = "Customer_Support_Pipeline"
 
@@ -42,7 +41,7 @@ def check_spans(spans: list[dict[str, object]]) -> None:
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_otlp_export_reaches_a_receiver(monkeypatch: pytest.MonkeyPatch, protocol: str) -> None:
-    """Spans go to OTEL_EXPORTER_OTLP_ENDPOINT over the protocol OTEL_EXPORTER_OTLP_PROTOCOL says."""
+    """Spans reach OTEL_EXPORTER_OTLP_ENDPOINT over the protocol in OTEL_EXPORTER_OTLP_PROTOCOL."""
     receiver = GrpcReceiver() if protocol == "grpc" else HttpReceiver()
     with receiver:
         endpoint = (

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import SEED_SECRETS, by_name, run_events, seed_events, span_dict
 from opentelemetry.sdk.resources import Resource
 
+from helpers import SEED_SECRETS, by_name, run_events, seed_events, span_dict
 from otel_bridge.exporters import FileSink
 from otel_bridge.redaction import (
     REDACTED,

@@ -15,7 +15,6 @@ from helpers import (
     seed_events,
     span_dict,
 )
-
 from otel_bridge.events import FlowStarted, classify_object
 from otel_bridge.ids import parse_traceparent
 from otel_bridge.redaction import REDACTED

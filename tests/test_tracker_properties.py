@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from helpers import feed_events, span_dict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.resources import Resource
 
+from helpers import feed_events, span_dict
 from otel_bridge.ids import root_span_id, run_trace_id
 from otel_bridge.otlp import spans_of, traces_data
 from otel_bridge.spans import Result, SpanRecord
