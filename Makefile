@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 .PHONY: venv demo test system tools lint typecheck check bench dashboards clean
 
 $(BIN)/otel-bridge: pyproject.toml
+	@echo "creating $(VENV) and installing otel-bridge with its dev tools (about a minute, once)"
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'

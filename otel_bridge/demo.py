@@ -108,7 +108,7 @@ async def run_demo(
         spans = sum(len(v) for v in by_run.values())
         print(
             f"\n{len(by_run)} runs, {spans} spans written to {traces_out} (OTLP/JSON lines). "
-            f"Replay them with: otel-bridge replay --help",
+            "Send them to Jaeger or Tempo: set OTEL_EXPORTER_OTLP_ENDPOINT and run again.",
             file=stream,
         )
     return 0
