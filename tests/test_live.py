@@ -247,3 +247,21 @@ async def test_unreachable_upstream_gives_up_and_closes_run() -> None:
         assert sub.state == "failed"
         assert sub.error is not None and "gave up" in sub.error
         assert server.bridge.registry.get_sample_value("otel_bridge_reconnects_total") >= 1
+
+
+async def test_watchdog_closes_a_run_that_never_ends() -> None:
+    """A run that goes silent is closed by the watchdog as a timeout, and its socket is left."""
+    async for rig in make_rig(Quirks.quiet(), inactivity_timeout_s=0.5):
+        body = chain_flow("silent_1", n=1)
+        body["tasks"][0]["x-sim"] = {"hang": "forever"}
+        await rig.register("Chain Flow", "silent_1")
+        await rig.sim.wait_subscribers("Chain Flow", "silent_1")
+        await rig.sim.start_run(body)
+        sub = rig.server.bridge.subscriptions[("Chain Flow", "silent_1")]
+        await asyncio.wait_for(sub.wait(), 10)
+        await asyncio.to_thread(rig.server.bridge.pipeline.flush)
+        root = next(s for s in rig.sink.records if s.kind == "run")
+        assert root.attributes["cicd.pipeline.result"] == "timeout"
+        assert root.attributes["lao.run.incomplete"] is True
+        task = next(s for s in rig.sink.records if s.kind == "task")
+        assert task.attributes["lao.task.incomplete"] is True
