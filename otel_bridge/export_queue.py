@@ -18,6 +18,7 @@ from otel_bridge.exporters import SpanSink
 from otel_bridge.spans import SpanRecord
 
 log = logging.getLogger(__name__)
+DROP_LOG_INTERVAL_S = 10.0
 
 
 class ExportStats(Protocol):
@@ -72,6 +73,8 @@ class ExportQueue:
         self._items: deque[SpanRecord] = deque()
         self._cond = threading.Condition()
         self._closing = False
+        self._last_drop_log = float("-inf")
+        self._drops_unlogged = 0
         self._busy = False
         self._flushing = 0
         self._thread = threading.Thread(target=self._run, name=f"export-{sink.name}", daemon=True)
@@ -92,16 +95,30 @@ class ExportQueue:
                 reason = ""
         if reason:
             self.stats.dropped(self.sink.name, reason, 1)
-            log.warning(
-                "span dropped",
-                extra={"exporter": self.sink.name, "reason": reason, "span": record.name},
-            )
+            self._log_drop(reason, record)
             return False
         self.stats.queue_depth(self.sink.name, depth)
         return True
 
     def _batch_ready(self) -> bool:
         return self._closing or self._flushing > 0 or len(self._items) >= self.max_batch
+
+    def _log_drop(self, reason: str, record: SpanRecord) -> None:
+        """Log drops at most once per DROP_LOG_INTERVAL_S, with the count since the last line."""
+        self._drops_unlogged += 1
+        now = time.monotonic()
+        if now - self._last_drop_log < DROP_LOG_INTERVAL_S:
+            return
+        log.warning(
+            "spans dropped",
+            extra={
+                "exporter": self.sink.name,
+                "reason": reason,
+                "count": self._drops_unlogged,
+                "last_span": record.name,
+            },
+        )
+        self._last_drop_log, self._drops_unlogged = now, 0
 
     def _take(self) -> list[SpanRecord]:
         """Wait for a first span, then up to ``delay_s`` for a full batch (or flush, close)."""
