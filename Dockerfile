@@ -15,13 +15,13 @@ FROM ${BASE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
-SHELL ["/bin/sh", "-eu", "-c"]
 WORKDIR /src
 RUN python3 -m venv /opt/otel-bridge
 
 # The dependencies alone first: this layer is rebuilt only when pyproject.toml changes.
 COPY pyproject.toml ./
 RUN --mount=type=secret,id=ca \
+    set -eu; \
     if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi; \
     python3 -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
         > /tmp/requirements.txt; \
@@ -31,16 +31,17 @@ COPY README.md ./
 COPY otel_bridge ./otel_bridge
 # Then the bridge itself; pip and setuptools leave the venv (nothing installs at run time).
 RUN --mount=type=secret,id=ca \
+    set -eu; \
     if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi; \
     /opt/otel-bridge/bin/pip install --no-cache-dir --no-deps /src; \
     /opt/otel-bridge/bin/pip uninstall --yes --quiet pip setuptools; \
     /opt/otel-bridge/bin/otel-bridge --version
 
 FROM ${BASE}
-SHELL ["/bin/sh", "-eu", "-c"]
 # A fixed numeric user (Kubernetes' runAsNonRoot checks the number) owning only the state
 # directory; everything else is read-only to it, so a read-only root filesystem works.
-RUN groupadd --system --gid 10001 otel-bridge; \
+RUN set -eu; \
+    groupadd --system --gid 10001 otel-bridge; \
     useradd --system --uid 10001 --gid 10001 --no-create-home \
         --home-dir /var/lib/otel-bridge --shell /usr/sbin/nologin otel-bridge; \
     install -d -o 10001 -g 10001 -m 0750 /var/lib/otel-bridge

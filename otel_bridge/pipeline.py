@@ -117,7 +117,7 @@ class Pipeline:
                 for queue in self.queues:
                     queue.submit(output)
             elif isinstance(output, EventDropped):
-                log.info(
+                log.debug(
                     "event dropped",
                     extra={
                         "flow_name": output.flow_name,

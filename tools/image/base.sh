@@ -53,18 +53,28 @@ if [[ $force -eq 1 || ! -s "$tarball" ]]; then
     trap 'rm -f "$tmp"' EXIT
     # essential + the packages; merged /usr without the usrmerge package (and its perl);
     # no docs, man pages or locales. mmdebstrap empties the apt lists and caches itself.
-    mmdebstrap --quiet --variant=essential --include="$PACKAGES" --format=tar \
+    mmlog="$IMAGE_CACHE/mmdebstrap.log"
+    if ! mmdebstrap --variant=essential --include="$PACKAGES" --format=tar \
         --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
         --dpkgopt='path-exclude=/usr/share/man/*' \
         --dpkgopt='path-exclude=/usr/share/doc/*' \
         --dpkgopt='path-include=/usr/share/doc/*/copyright' \
         --dpkgopt='path-exclude=/usr/share/locale/*' \
         --dpkgopt='path-exclude=/usr/share/info/*' \
-        "$SUITE" "$tmp" "${SOURCES[@]}"
+        "$SUITE" "$tmp" "${SOURCES[@]}" >"$mmlog" 2>&1; then
+        cat "$mmlog" >&2
+        echo "base.sh: mmdebstrap failed" >&2
+        exit 1
+    fi
     mv -f "$tmp" "$tarball"
     trap - EXIT
     log "base tarball $(du -h "$tarball" | cut -f1) in $((SECONDS - start))s -> $tarball"
     podman_ rmi --force "$image" >/dev/null 2>&1 || true
+    # Older bases (other keys) are dead weight now.
+    find "$IMAGE_CACHE" -maxdepth 1 -name 'base-*.tar' ! -name "base-$key.tar" -delete
+    for old in $(podman_ images --format '{{.Repository}}:{{.Tag}}' localhost/otel-bridge-base); do
+        [[ "$old" == "$image" ]] || podman_ rmi --force "$old" >/dev/null 2>&1 || true
+    done
 fi
 
 if ! podman_ image exists "$image"; then

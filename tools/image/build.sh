@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the otel-bridge image with buildah (vfs storage, chroot isolation, host network)
-# from the repo's Dockerfile, on the base made by tools/image/base.sh unless --base is given.
+# from the repo's Dockerfile (docker format, which keeps
+# HEALTHCHECK), on the base made by tools/image/base.sh unless --base is given.
 #
 #   tools/image/build.sh [--base IMAGE] [--tag NAME] [--no-cache]
 #
@@ -46,7 +47,7 @@ log "buildah build $tag on $base"
 start=$SECONDS
 TZ=UTC buildah_ build "${cache[@]}" \
     --isolation chroot --network host --pull=never \
-    --format oci \
+    --format docker \
     "${secret[@]}" \
     --build-arg "BASE=$base" \
     --build-arg "VERSION=$version" \
