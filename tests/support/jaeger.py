@@ -216,6 +216,8 @@ class JaegerServer:
                     "storage": {"traces": _STORE},
                     "http": {"endpoint": f"{LOOPBACK}:{self.query_port}"},
                     "grpc": {"endpoint": f"{LOOPBACK}:{self.query_grpc_port}"},
+                    # Self-tracing exports to 127.0.0.1:4317 and stalls shutdown for 10 s.
+                    "enable_tracing": False,
                 },
             },
             "receivers": {
