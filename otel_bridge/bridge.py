@@ -17,7 +17,7 @@ from otel_bridge.ids import TraceParent
 from otel_bridge.metrics import SUBSCRIPTION_STATES, Metrics
 from otel_bridge.pipeline import Pipeline
 from otel_bridge.redaction import PayloadPolicy
-from otel_bridge.settings import Settings
+from otel_bridge.settings import Settings, SettingsError
 from otel_bridge.spans import Result, SpanRecord, TrackerOutput
 from otel_bridge.subscription import Subscription
 from otel_bridge.tracker import Tracker
@@ -41,15 +41,22 @@ def make_resource(extra: dict[str, str] | None = None) -> Resource:
 def build_sinks(settings: Settings, resource: Resource) -> list[SpanSink]:
     """The sinks the settings ask for: OTLP (gRPC or HTTP) and/or an OTLP/JSON file."""
     sinks: list[SpanSink] = []
-    if settings.otlp_enabled():
-        sinks.append(otlp_sink_from_env(resource))
-    if settings.traces_out:
-        sinks.append(FileSink(settings.traces_out, resource))
+    try:
+        if settings.otlp_enabled():
+            sinks.append(otlp_sink_from_env(resource))
+        if settings.traces_out:
+            sinks.append(FileSink(settings.traces_out, resource))
+    except (ValueError, OSError) as exc:
+        raise SettingsError(f"cannot set up span export: {exc}") from exc
     return sinks
 
 
 class RunConflict(Exception):
-    """A run that cannot be subscribed (it already ended)."""
+    """A run that cannot be subscribed (it already ended, or the bridge is stopping)."""
+
+
+class TooManySubscriptions(Exception):
+    """``max_subscriptions`` runs are followed already."""
 
 
 class Bridge:
@@ -86,6 +93,7 @@ class Bridge:
         self.subscriptions: dict[tuple[str, str], Subscription] = {}
         self.ready = False
         self._watchdog: asyncio.Task[None] | None = None
+        self._stoppers: set[asyncio.Future[None]] = set()
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -107,35 +115,67 @@ class Bridge:
             self._watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watchdog
-        await asyncio.gather(*(s.stop() for s in list(self.subscriptions.values())))
-        self.pipeline.close_all(Result.CANCELLATION)
-        await asyncio.to_thread(self.pipeline.close)
+        try:
+            results = await asyncio.gather(
+                *(s.stop() for s in list(self.subscriptions.values())), return_exceptions=True
+            )
+            for failure in (r for r in results if isinstance(r, BaseException)):
+                log.error("subscription did not stop cleanly", exc_info=failure)
+        finally:
+            self.pipeline.close_all(Result.CANCELLATION)
+            await asyncio.to_thread(self.pipeline.close)
         log.info("bridge stopped, exporters flushed")
 
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(WATCHDOG_PERIOD_S)
-            self.pipeline.expire(
-                time.time_ns(),
-                inactivity_ns=int(self.settings.inactivity_timeout_s * 1e9),
-                max_duration_ns=int(self.settings.max_run_duration_s * 1e9),
-            )
+            try:
+                self.pipeline.expire(
+                    time.time_ns(),
+                    inactivity_ns=int(self.settings.inactivity_timeout_s * 1e9),
+                    max_duration_ns=int(self.settings.max_run_duration_s * 1e9),
+                )
+                self._stop_silent_subscriptions(time.time())
+            except Exception:  # the watchdog must outlive any one bad run
+                log.exception("watchdog tick failed")
 
     # -- subscriptions --------------------------------------------------------------------
     def subscribe(
-        self, flow_name: str, run_name: str, parent: TraceParent | None = None
+        self,
+        flow_name: str,
+        run_name: str,
+        parent: TraceParent | None = None,
+        *,
+        relay: bool = False,
     ) -> tuple[Subscription, bool]:
-        """Follow a run; return (subscription, created). Raise RunConflict if it ended."""
+        """Follow a run; return (subscription, created).
+
+        Raise :class:`RunConflict` if the run already ended (unless ``relay``: then the
+        pass-through socket still relays LAO's frames, recording nothing), or when
+        ``max_subscriptions`` are active, or the bridge is shutting down.
+        """
+        if not self.ready:
+            raise RunConflict("bridge is shutting down")
         key = (flow_name, run_name)
         existing = self.subscriptions.get(key)
         if existing is not None and existing.state not in ("done", "failed"):
             if parent is not None:
                 self.tracker.set_parent(flow_name, run_name, parent)
             return existing, False
-        if self.tracker.is_closed(flow_name, run_name):
+        ended = self.tracker.is_closed(flow_name, run_name)
+        if ended and not relay:
             raise RunConflict(f"run {flow_name}/{run_name} has already ended")
-        self.tracker.set_parent(flow_name, run_name, parent)
-        sub = Subscription(flow_name, run_name, self.settings, self.pipeline, self._state_changed)
+        active = sum(s.state not in ("done", "failed") for s in self.subscriptions.values())
+        if active >= self.settings.max_subscriptions:
+            limit = self.settings.max_subscriptions
+            raise TooManySubscriptions(
+                f"{active} runs followed already (max_subscriptions={limit})"
+            )
+        if not ended:
+            self.tracker.set_parent(flow_name, run_name, parent)
+        sub = Subscription(
+            flow_name, run_name, self.settings, self.pipeline, self._state_changed, relay_only=ended
+        )
         self.subscriptions[key] = sub
         sub.start()
         self._prune()
@@ -145,12 +185,12 @@ class Bridge:
 
     async def unsubscribe(self, flow_name: str, run_name: str) -> bool:
         """Stop following a run; its open spans end as cancelled. False if unknown."""
-        sub = self.subscriptions.get((flow_name, run_name))
+        key = (flow_name, run_name)
+        sub = self.subscriptions.pop(key, None)
         if sub is None:
             return False
         await sub.stop()
         self.pipeline.close_run(flow_name, run_name, Result.CANCELLATION)
-        del self.subscriptions[(flow_name, run_name)]
         self._state_changed(sub)
         return True
 
@@ -158,7 +198,27 @@ class Bridge:
         if isinstance(output, SpanRecord) and output.kind == "run":
             sub = self.subscriptions.get((output.flow_name, output.run_name))
             if sub is not None:
-                sub.run_ended()
+                sub.run_ended(output.result)
+
+    def _stop_silent_subscriptions(self, now: float) -> None:
+        """Stop subscriptions that never saw an event of their run within the inactivity limit."""
+        limit = self.settings.inactivity_timeout_s
+        for key, sub in list(self.subscriptions.items()):
+            if (
+                sub.state not in ("done", "failed")
+                and not sub.clients
+                and key not in self.tracker.runs
+                and not self.tracker.is_closed(*key)
+                and now - sub.created_at >= limit
+            ):
+                sub.error = f"no event of the run within {limit:g}s"
+                log.warning(
+                    "run never started, unsubscribing",
+                    extra={"flow_name": key[0], "run_name": key[1]},
+                )
+                task = asyncio.ensure_future(sub.stop())
+                self._stoppers.add(task)
+                task.add_done_callback(self._stoppers.discard)
 
     def _state_changed(self, sub: Subscription) -> None:
         counts = dict.fromkeys(SUBSCRIPTION_STATES, 0)

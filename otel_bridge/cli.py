@@ -113,7 +113,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args)
         setup_logging(settings.log_format, settings.log_level)
         if args.command == "serve":
-            asyncio.run(serve_until_signal(BridgeServer(settings)))
+            try:
+                asyncio.run(serve_until_signal(BridgeServer(settings)))
+            except OSError as exc:  # the port is taken, the address is not ours, ...
+                print(
+                    f"otel-bridge: cannot listen on {settings.listen_host}:{settings.port}: {exc}",
+                    file=sys.stderr,
+                )
+                return 2
             return 0
         if args.command == "watch":
             return asyncio.run(_watch(settings, args))
@@ -129,8 +136,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _watch(settings: Settings, args: argparse.Namespace) -> int:
+    from otel_bridge.control_api import NameError_, validate_name
     from otel_bridge.ids import TraceParentError, parse_traceparent
 
+    try:
+        validate_name("flow_name", args.flow_name)
+        validate_name("run_name", args.run_name)
+    except NameError_ as exc:
+        print(f"otel-bridge: {exc}", file=sys.stderr)
+        return 2
     parent = None
     if args.traceparent:
         try:

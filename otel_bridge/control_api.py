@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from otel_bridge.bridge import Bridge, RunConflict
+from otel_bridge.bridge import Bridge, RunConflict, TooManySubscriptions
 from otel_bridge.exposition import render
 from otel_bridge.ids import TraceParent, TraceParentError, parse_traceparent
 from otel_bridge.passthrough import ClientChannel, PassthroughMetrics
@@ -88,7 +88,9 @@ async def post_run(request: web.Request) -> web.Response:
     try:
         sub, created = bridge.subscribe(flow, run, parent)
     except RunConflict as exc:
-        return _error(409, str(exc))
+        return _error(409 if bridge.ready else 503, str(exc))
+    except TooManySubscriptions as exc:
+        return _error(429, str(exc))
     return web.json_response(sub.describe(), status=201 if created else 200)
 
 
@@ -145,16 +147,21 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
         return _error(400, str(exc))
     if not bridge.ready:
         return _error(503, "bridge is shutting down")
-    ws = web.WebSocketResponse(heartbeat=bridge.settings.ws_ping_interval_s, compress=False)
-    await ws.prepare(request)
     try:
-        sub, _ = bridge.subscribe(flow, run)
-    except RunConflict:
-        await ws.close(code=1000, message=b"run already ended")
-        return ws
-    metrics = request.app[PASSTHROUGH_KEY]
-    client = ClientChannel(ws, bridge.settings.client_buffer_frames, metrics)
+        sub, _ = bridge.subscribe(flow, run, relay=True)
+    except RunConflict as exc:
+        return _error(503, str(exc))
+    except TooManySubscriptions as exc:
+        return _error(429, str(exc))
+    ws = web.WebSocketResponse(heartbeat=bridge.settings.ws_ping_interval_s, compress=False)
+    client = ClientChannel(ws, bridge.settings.client_buffer_frames, request.app[PASSTHROUGH_KEY])
     sub.attach(client)
+    try:
+        await ws.prepare(request)
+    except BaseException:
+        sub.detach(client)
+        raise
+    metrics = request.app[PASSTHROUGH_KEY]
     metrics.clients.inc()
     writer = asyncio.create_task(client.pump())
     try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -41,6 +42,8 @@ KNOWN_EVENT_TYPES = (
     "flow_error",
 )
 NOISE_EVENT_TYPES = frozenset({"keepalive", "ping", "pong", "heartbeat"})
+MAX_SECONDS = 10 * 365 * 86400.0
+_LONE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 MAX_FRAME_BYTES = 16 * 1024 * 1024
 # JSON nested deeper than this is cut (the deeper value becomes DEPTH_CUT): redaction,
 # serialisation and pydantic all recurse, and a legal frame may nest ~1000 levels.
@@ -65,7 +68,8 @@ def _opt_float(value: Any) -> float | None:
         number = float(value)
     except (TypeError, ValueError):
         return None
-    return number if math.isfinite(number) and number >= 0 else None
+    # Durations beyond ten years are nonsense and would overflow nanosecond arithmetic.
+    return number if math.isfinite(number) and 0 <= number <= MAX_SECONDS else None
 
 
 OptStr = Annotated[str | None, BeforeValidator(_opt_str)]
@@ -242,7 +246,20 @@ def classify_frame(frame: str | bytes) -> Frame:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:
         return Rejected("invalid_json", str(exc)[:200])
+    if _LONE_SURROGATE.search(text):
+        data = _scrub_surrogates(data)
     return classify_object(data)
+
+
+def _scrub_surrogates(value: Any) -> Any:
+    """Replace lone UTF-16 surrogates (valid JSON escapes, invalid text) in every string."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_scrub_surrogates(k): _scrub_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub_surrogates(v) for v in value]
+    return value
 
 
 def classify_object(data: Any) -> Frame:

@@ -105,10 +105,22 @@ class Pipeline:
             )
             if event.timestamp_ns is not None:
                 self.metrics.event_lag.observe(max(0.0, (received_ns - event.timestamp_ns) / 1e9))
-        outputs = self.tracker.feed(
-            event, flow_name=flow_name, run_name=run_name, received_ns=received_ns
-        )
+        try:
+            outputs = self.tracker.feed(
+                event, flow_name=flow_name, run_name=run_name, received_ns=received_ns
+            )
+        except Exception:  # a bug or an input we did not foresee: isolate it to this event
+            self._internal_error(flow_name, run_name, event.event_type)
+            return
         self.emit(outputs)
+
+    def _internal_error(self, flow_name: str, run_name: str, event_type: str) -> None:
+        if self.metrics:
+            self.metrics.frames_rejected.labels("internal").inc()
+        log.exception(
+            "event could not be processed; skipped",
+            extra={"flow_name": flow_name, "run_name": run_name, "event_type": event_type},
+        )
 
     def emit(self, outputs: Sequence[TrackerOutput]) -> None:
         """Export finished spans, update metrics and tell listeners."""
@@ -129,25 +141,34 @@ class Pipeline:
             if self.metrics:
                 self.metrics.observe(output)
             for listener in self.listeners:
-                listener(output)
+                try:
+                    listener(output)
+                except Exception:  # a listener's bug must not stop export or metrics
+                    log.exception("output listener failed")
 
     def expire(
         self, now_ns: int, *, inactivity_ns: int, max_duration_ns: int | None = None
     ) -> None:
         """Close runs the watchdog finds idle or too old (result ``timeout``)."""
-        self.emit(
-            self.tracker.expire(
-                now_ns, inactivity_ns=inactivity_ns, max_duration_ns=max_duration_ns
-            )
-        )
+        for flow_name, run_name in self.tracker.expired_runs(
+            now_ns, inactivity_ns=inactivity_ns, max_duration_ns=max_duration_ns
+        ):
+            self.close_run(flow_name, run_name, Result.TIMEOUT)
 
     def close_run(self, flow_name: str, run_name: str, result: Result) -> None:
         """Close one run without a terminal event."""
-        self.emit(self.tracker.close_run(flow_name, run_name, result))
+        try:
+            outputs = self.tracker.close_run(flow_name, run_name, result)
+        except Exception:
+            self._internal_error(flow_name, run_name, "close")
+            self.tracker.runs.pop((flow_name, run_name), None)
+            return
+        self.emit(outputs)
 
     def close_all(self, result: Result = Result.CANCELLATION) -> None:
         """Close every open run (shutdown, end of replay input)."""
-        self.emit(self.tracker.close_all(result))
+        for flow_name, run_name in list(self.tracker.runs):
+            self.close_run(flow_name, run_name, result)
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Wait for every export queue to hand its spans over."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -113,6 +114,9 @@ class Settings(BaseModel):
     task_deny: list[str] = Field(
         default_factory=list, description="Regexes of task names never used as labels."
     )
+    max_subscriptions: int = Field(
+        10000, ge=1, description="Runs followed at once at most; more are refused (429)."
+    )
     client_buffer_frames: int = Field(
         1000, ge=1, description="Pass-through: frames buffered per slow client before it is cut."
     )
@@ -128,7 +132,8 @@ class Settings(BaseModel):
             for pair in pairs:
                 name, sep, val = pair.partition("=")
                 if not sep or not name.strip():
-                    raise ValueError(f"header {pair!r} is not NAME=VALUE")
+                    shown = name.partition(":")[0].strip()[:40]  # never echo a value
+                    raise ValueError(f"header starting {shown!r} is not NAME=VALUE")
                 out[name.strip()] = val.strip()
             return out
         return value
@@ -138,6 +143,23 @@ class Settings(BaseModel):
     def _lists(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [p.strip() for p in value.split(",") if p.strip()]
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value.upper()
+
+    @field_validator("flow_allow", "flow_deny", "task_allow", "task_deny")
+    @classmethod
+    def _regexes(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
         return value
 
     @field_validator("upstream_url")

@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from otel_bridge.backoff import backoff
 from otel_bridge.passthrough import ClientChannel
 from otel_bridge.pipeline import Pipeline
+from otel_bridge.redaction import redact_text
 from otel_bridge.settings import Settings
 from otel_bridge.spans import Result
 
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 APP_PING = '{"type":"ping"}'
 MAX_FRAME_BYTES = 16 * 1024 * 1024
 # Handshake answers that retrying will not fix.
+CLOSED_NORMALLY = "closed by the server"
 FATAL_STATUS = frozenset({400, 401, 403, 405, 410})
 
 
@@ -60,6 +62,8 @@ class Subscription:
         settings: Settings,
         pipeline: Pipeline,
         on_state: Callable[[Subscription], None] = lambda s: None,
+        *,
+        relay_only: bool = False,
     ) -> None:
         self.flow_name = flow_name
         self.run_name = run_name
@@ -77,6 +81,12 @@ class Subscription:
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
         self.clients: set[ClientChannel] = set()
+        self.display_url = redact_text(self.url)
+        self._lao_done = False
+        self._wake = asyncio.Event()
+        self._closers: set[asyncio.Future[None]] = set()
+        if relay_only:  # the run already ended: relay LAO's frames to clients, record nothing
+            self.ended.set()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -99,11 +109,11 @@ class Subscription:
             "flow_name": self.flow_name,
             "run_name": self.run_name,
             "state": self.state,
-            "url": self.url,
+            "url": self.display_url,
             "trace_id": f"{trace_id:032x}",
             "connects": self.connects,
             "frames": self.frames,
-            "error": self.error,
+            "error": redact_text(self.error) if self.error else None,
         }
 
     def _set_state(self, state: str) -> None:
@@ -111,20 +121,32 @@ class Subscription:
             self.state = state
             self._on_state(self)
 
+    def _finished(self) -> bool:
+        """Nothing more to read: stopped, or the run ended and no pass-through client needs LAO."""
+        return self._stopping or (self.ended.is_set() and (self._lao_done or not self.clients))
+
     async def follow(self) -> None:
         """Connect, read, reconnect until the run ends, it is stopped, or we give up."""
         delays = backoff(self.settings.reconnect_initial_s, self.settings.reconnect_max_s)
         failing_since: float | None = None
         try:
-            while not self.ended.is_set() and not self._stopping:
+            while not self._finished():
                 self._set_state("connecting" if self.connects == 0 else "reconnecting")
+                started = time.monotonic()
+                events_before = self.frames
                 reason = await self._connect_once()
-                if self.ended.is_set() or self._stopping:
+                if self._finished() or (reason == CLOSED_NORMALLY and self.ended.is_set()):
                     break
                 if reason is None:  # fatal, already logged
                     self._set_state("failed")
                     return
-                if self.state == "connected" or failing_since is None:
+                # A connection counts as healthy (and resets the backoff) only when it carried
+                # frames or stayed up a while: a server that accepts then drops at once must
+                # not make the bridge reconnect at full speed forever.
+                healthy = self.frames > events_before or (
+                    time.monotonic() - started >= self.settings.reconnect_max_s
+                )
+                if healthy or failing_since is None:
                     failing_since = time.monotonic()
                     delays = backoff(
                         self.settings.reconnect_initial_s, self.settings.reconnect_max_s
@@ -138,19 +160,22 @@ class Subscription:
                     self.pipeline.metrics.reconnects.inc()
                 log.warning(
                     "upstream lost, reconnecting",
-                    extra={"url": self.url, "reason": reason, "delay_s": round(delay, 2)},
+                    extra={"url": self.display_url, "reason": reason, "delay_s": round(delay, 2)},
                 )
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.ended.wait(), delay)
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                self._wake.clear()
         finally:
-            if self.state not in ("failed",):
+            if self.state != "failed":
                 self._set_state("done")
             for client in tuple(self.clients):
                 client.finish()
 
     def _give_up(self, reason: str) -> None:
         self.error = f"gave up after {self.settings.give_up_after_s:g}s: {reason}"
-        log.error("upstream unreachable, giving up", extra={"url": self.url, "reason": reason})
+        log.error(
+            "upstream unreachable, giving up", extra={"url": self.display_url, "reason": reason}
+        )
         self.pipeline.close_run(self.flow_name, self.run_name, Result.TIMEOUT)
         self._set_state("failed")
 
@@ -169,24 +194,27 @@ class Subscription:
                 user_agent_header="otel-bridge",
             ) as ws:
                 self._ws = ws
+                if self._finished():  # stopped or ended during the handshake
+                    return CLOSED_NORMALLY
                 self.connects += 1
                 self.error = None
                 self._set_state("connected")
-                log.info("upstream connected", extra={"url": self.url})
+                log.info("upstream connected", extra={"url": self.display_url})
                 await self._read(ws)
-                return "closed before the terminal event"
+                return CLOSED_NORMALLY
         except InvalidStatus as exc:
             status = exc.response.status_code
             self.error = f"upstream answered HTTP {status}"
             if status in FATAL_STATUS:
                 log.error(
-                    "upstream refused the subscription", extra={"url": self.url, "status": status}
+                    "upstream refused the subscription",
+                    extra={"url": self.display_url, "status": status},
                 )
                 return None
             return self.error
         except InvalidURI as exc:
             self.error = f"invalid upstream URL: {exc}"
-            log.error("invalid upstream URL", extra={"url": self.url})
+            log.error("invalid upstream URL", extra={"url": self.display_url})
             return None
         except ConnectionClosed as exc:
             self.error = f"connection closed: {exc}"
@@ -203,12 +231,15 @@ class Subscription:
         try:
             async for message in ws:
                 self.frames += 1
-                self.pipeline.handle_frame(
-                    message,
-                    flow_name=self.flow_name,
-                    run_name=self.run_name,
-                    received_ns=time.time_ns(),
-                )
+                try:
+                    self.pipeline.handle_frame(
+                        message,
+                        flow_name=self.flow_name,
+                        run_name=self.run_name,
+                        received_ns=time.time_ns(),
+                    )
+                except Exception:  # never let one frame end the subscription
+                    log.exception("frame could not be handled", extra={"url": self.display_url})
                 for client in tuple(self.clients):
                     client.offer(message)
         finally:
@@ -228,8 +259,10 @@ class Subscription:
         self.clients.add(client)
 
     def detach(self, client: ClientChannel) -> None:
-        """Stop sending frames to a pass-through client."""
+        """Stop sending frames to a pass-through client; the last one out closes an ended run."""
         self.clients.discard(client)
+        if not self.clients and self.ended.is_set():
+            self._close_soon(0.0)
 
     async def send_upstream(self, frame: str) -> bool:
         """Forward a client's frame (its JSON ping) to LAO; False when not connected."""
@@ -242,21 +275,39 @@ class Subscription:
             return False
         return True
 
-    def run_ended(self) -> None:
-        """Told by the manager when the tracker closed this run: read the grace, then stop."""
+    def run_ended(self, result: Result) -> None:
+        """Told when the tracker closed this run.
+
+        After a terminal event (``success``/``failure``) LAO is done: read the grace, close.
+        After a watchdog timeout the telemetry is done, but pass-through clients still get
+        what LAO sends until it closes or the last client leaves.
+        """
         self.ended.set()
+        self._wake.set()
+        self._lao_done = self._lao_done or result in (Result.SUCCESS, Result.FAILURE)
+        if self._lao_done or not self.clients:
+            self._close_soon(self.settings.terminal_grace_s)
+
+    def _close_soon(self, delay_s: float) -> None:
         ws = self._ws
-        if ws is not None:
-            asyncio.get_running_loop().call_later(
-                self.settings.terminal_grace_s, lambda: asyncio.ensure_future(ws.close())
-            )
+        if ws is None:
+            return
+
+        def close() -> None:
+            closer = asyncio.ensure_future(ws.close())
+            self._closers.add(closer)
+            closer.add_done_callback(self._closers.discard)
+
+        asyncio.get_running_loop().call_later(delay_s, close)
 
     async def stop(self) -> None:
-        """Stop following the run now."""
+        """Stop following the run now (also while a handshake is under way)."""
         self._stopping = True
         self.ended.set()
+        self._wake.set()
         if self._ws is not None:
             await self._ws.close()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self._task is not None and not self._task.done():
+            if self._ws is None:
+                self._task.cancel()
+            await asyncio.wait({self._task})

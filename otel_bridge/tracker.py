@@ -367,12 +367,22 @@ class Tracker:
     ) -> list[TrackerOutput]:
         """Close runs idle for ``inactivity_ns`` or older than ``max_duration_ns`` (timeout)."""
         out: list[TrackerOutput] = []
-        for key, run in list(self.runs.items()):
-            idle = now_ns - run.last_activity_ns >= inactivity_ns
-            too_old = max_duration_ns is not None and now_ns - run.opened_at_ns >= max_duration_ns
-            if idle or too_old:
-                out.extend(self.close_run(*key, Result.TIMEOUT))
+        for key in self.expired_runs(
+            now_ns, inactivity_ns=inactivity_ns, max_duration_ns=max_duration_ns
+        ):
+            out.extend(self.close_run(*key, Result.TIMEOUT))
         return out
+
+    def expired_runs(
+        self, now_ns: int, *, inactivity_ns: int, max_duration_ns: int | None = None
+    ) -> list[RunKey]:
+        """The runs idle for ``inactivity_ns`` or older than ``max_duration_ns``."""
+        return [
+            key
+            for key, run in self.runs.items()
+            if now_ns - run.last_activity_ns >= inactivity_ns
+            or (max_duration_ns is not None and now_ns - run.opened_at_ns >= max_duration_ns)
+        ]
 
     def _finish(
         self,

@@ -1,0 +1,216 @@
+"""Bad input and awkward timing never take the bridge down or touch another run's telemetry."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import aiohttp
+import pytest
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from otel_bridge.exporters import MemorySink
+from otel_bridge.metrics import Metrics
+from otel_bridge.pipeline import Pipeline
+from otel_bridge.server import BridgeServer
+from otel_bridge.settings import Settings
+from otel_bridge.simulator import Quirks, Simulator
+from otel_bridge.spans import SpanRecord
+from otel_bridge.subscription import run_url
+from otel_bridge.tracker import Tracker
+from support.ports import free_port
+
+FAST = {"port": 0, "reconnect_initial_s": 0.05, "reconnect_max_s": 0.2, "terminal_grace_s": 0.05}
+
+
+def poison_frames() -> list[str]:
+    """Frames that are valid JSON yet once crashed the core."""
+    return [
+        '{"event_type":"task_started","task_name":"a\\ud800b","task_id":"\\udfff","timestamp":1}',
+        '{"event_type":"task_completed","task_name":"x","execution_time":1e303,"timestamp":2}',
+        '{"event_type":"task_started","task_name":"y","input":{"k":"\\ud83d"},"timestamp":3}',
+        '{"event_type":"flow_error","error":{"message":"\\udc00"},"timestamp":4}',
+    ]
+
+
+def test_poison_frames_do_not_touch_other_runs() -> None:
+    """Lone surrogates and absurd durations are handled; a healthy run beside them is whole."""
+    spans: list[SpanRecord] = []
+    pipeline = Pipeline(Tracker(), metrics=Metrics(CollectorRegistry()))
+    pipeline.listeners.append(lambda o: spans.append(o) if isinstance(o, SpanRecord) else None)
+    healthy = [
+        {"event_type": "flow_started", "timestamp": 1.0},
+        {"event_type": "task_started", "task_id": "t1", "task_name": "ok", "timestamp": 1.5},
+        {"event_type": "task_completed", "task_id": "t1", "task_name": "ok", "timestamp": 2.0},
+        {"event_type": "flow_completed", "timestamp": 3.0},
+    ]
+    for bad, good in zip(poison_frames(), healthy, strict=True):
+        pipeline.handle_frame(bad, flow_name="F", run_name="poison", received_ns=10)
+        pipeline.handle_frame(json.dumps(good), flow_name="F", run_name="good", received_ns=10)
+    good_spans = [s for s in spans if s.run_name == "good"]
+    assert sorted(s.name for s in good_spans) == ["execute_task ok", "invoke_workflow F"]
+    poisoned = [s for s in spans if s.run_name == "poison"]
+    assert any(s.kind == "run" for s in poisoned)
+    assert all(s.start_ns <= s.end_ns for s in spans)
+
+
+def test_a_failing_listener_does_not_stop_export() -> None:
+    """An exception in an output listener is logged; the spans still reach the sink."""
+    sink_spans: list[SpanRecord] = []
+
+    def broken(output: object) -> None:
+        raise RuntimeError("listener bug")
+
+    pipeline = Pipeline(Tracker())
+    pipeline.listeners.append(broken)
+    pipeline.listeners.append(lambda o: sink_spans.append(o) if isinstance(o, SpanRecord) else None)
+    pipeline.handle_frame(
+        '{"event_type":"flow_completed","timestamp":5}', flow_name="F", run_name="r", received_ns=1
+    )
+    assert [s.kind for s in sink_spans] == ["run"]
+
+
+async def bridge_for(upstream: str, **settings: object) -> BridgeServer:
+    server = BridgeServer(
+        Settings(**{**FAST, "upstream_url": upstream, **settings}),
+        registry=CollectorRegistry(),
+        sinks=[MemorySink()],
+    )
+    await server.start()
+    return server
+
+
+async def test_stop_during_handshake_returns_promptly() -> None:
+    """DELETE of a run whose upstream never completes the handshake returns at once."""
+
+    writers: list[asyncio.StreamWriter] = []
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        await reader.read(65536)
+
+    port = free_port()
+    tarpit = await asyncio.start_server(swallow, "127.0.0.1", port)
+    server = await bridge_for(f"ws://127.0.0.1:{port}")
+    try:
+        server.bridge.subscribe("F", "handshake")
+        await asyncio.sleep(0.3)
+        assert await asyncio.wait_for(server.bridge.unsubscribe("F", "handshake"), 3)
+    finally:
+        await asyncio.wait_for(server.stop(), 5)
+        for writer in writers:
+            writer.close()
+        tarpit.close()
+        await tarpit.wait_closed()
+
+
+async def test_server_that_drops_every_connection_is_given_up() -> None:
+    """An upstream that accepts then closes at once does not earn endless fast reconnects."""
+
+    async def slam(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.close()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws/{flow}/{run}", slam)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    server = await bridge_for(f"ws://127.0.0.1:{port}", give_up_after_s=1.0)
+    try:
+        sub, _ = server.bridge.subscribe("F", "flap")
+        await asyncio.wait_for(sub.wait(), 10)
+        assert sub.state == "failed"
+        assert sub.connects < 40
+    finally:
+        await server.stop()
+        await runner.cleanup()
+
+
+async def test_subscription_to_a_run_that_never_starts_is_dropped() -> None:
+    """A subscribed run that never sends an event is unsubscribed after the inactivity limit."""
+    async with Simulator(Quirks.quiet()) as sim:
+        server = await bridge_for(sim.ws_url, inactivity_timeout_s=0.5)
+        try:
+            sub, _ = server.bridge.subscribe("F", "typo_run")
+            await asyncio.wait_for(sub.wait(), 10)
+            assert sub.state == "done" and "no event" in (sub.error or "")
+        finally:
+            await server.stop()
+
+
+async def test_listing_never_shows_upstream_credentials() -> None:
+    """Userinfo in the upstream URL is redacted from /v1/runs."""
+    server = await bridge_for("ws://lao:Sup3rS3cret@127.0.0.1:9")
+    try:
+        server.bridge.subscribe("F", "r")
+        async with aiohttp.ClientSession() as http:
+            text = await (await http.get(f"{server.url}/v1/runs")).text()
+        assert "Sup3rS3cret" not in text
+    finally:
+        await server.stop()
+
+
+async def test_concurrent_deletes_do_not_error() -> None:
+    """Two DELETEs of one run answer 204 and 404, never 500."""
+    server = await bridge_for("ws://127.0.0.1:9")
+    try:
+        server.bridge.subscribe("F", "r")
+        async with aiohttp.ClientSession() as http:
+            url = f"{server.url}/v1/runs/F/r"
+            statuses = sorted(
+                r.status for r in await asyncio.gather(http.delete(url), http.delete(url))
+            )
+        assert statuses == [204, 404]
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def slow_sim() -> AsyncIterator[Simulator]:
+    async with Simulator(replace(Quirks.quiet(), close_after_terminal=0.2)) as sim:
+        yield sim
+
+
+async def test_passthrough_outlives_the_telemetry_watchdog(slow_sim: Simulator) -> None:
+    """After the watchdog closes a silent run, a pass-through client still gets LAO's frames."""
+    server = await bridge_for(slow_sim.ws_url, inactivity_timeout_s=0.5)
+    flow, run = "Wait Flow", "approval_1"
+    body = {
+        "flow_name": flow,
+        "run_name": run,
+        "edges": [],
+        "tasks": [
+            {
+                "name": "approve",
+                "tag": "human",
+                "function": "approval_block",
+                "params": {},
+                "x-sim": {"duration": 2.5},
+            }
+        ],
+    }
+    try:
+        frames: list[str] = []
+        async with connect(run_url(f"ws://127.0.0.1:{server.port}", flow, run)) as ws:
+            await slow_sim.wait_subscribers(flow, run)
+            await slow_sim.start_run(body)
+            try:
+                async for message in ws:
+                    frames.append(str(message))
+            except ConnectionClosed:
+                pass
+        kinds = [json.loads(f).get("event_type") for f in frames if f.startswith("{")]
+        assert kinds[-1] == "flow_completed"
+        root = next(s for s in server.bridge.queues[0].sink.records if s.kind == "run")  # type: ignore[attr-defined]
+        assert root.result.value == "timeout"
+    finally:
+        await server.stop()
