@@ -11,14 +11,14 @@
 # steps of the build stage only and never stored in a layer.
 ARG BASE=docker.io/library/python:3.11-slim-bookworm
 
-FROM ${BASE} AS build
+# deps: the venv with the dependencies, rebuilt only when pyproject.toml changes.
+FROM ${BASE} AS deps
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
 RUN python3 -m venv /opt/otel-bridge
 
-# The dependencies alone first: this layer is rebuilt only when pyproject.toml changes.
 COPY pyproject.toml ./
 RUN --mount=type=secret,id=ca \
     set -eu; \
@@ -27,9 +27,10 @@ RUN --mount=type=secret,id=ca \
         > /tmp/requirements.txt; \
     /opt/otel-bridge/bin/pip install --no-cache-dir -r /tmp/requirements.txt
 
+# build: the bridge itself; pip and setuptools leave the venv (nothing installs at run time).
+FROM deps AS build
 COPY README.md ./
 COPY otel_bridge ./otel_bridge
-# Then the bridge itself; pip and setuptools leave the venv (nothing installs at run time).
 RUN --mount=type=secret,id=ca \
     set -eu; \
     if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi; \
@@ -37,6 +38,7 @@ RUN --mount=type=secret,id=ca \
     /opt/otel-bridge/bin/pip uninstall --yes --quiet pip setuptools; \
     /opt/otel-bridge/bin/otel-bridge --version
 
+# The runtime: the base, a user, the venv. No compiler, pip or cache.
 FROM ${BASE}
 # A fixed numeric user (Kubernetes' runAsNonRoot checks the number) owning only the state
 # directory; everything else is read-only to it, so a read-only root filesystem works.

@@ -87,7 +87,6 @@ async def bridge_for(upstream: str, **settings: object) -> BridgeServer:
 
 async def test_stop_during_handshake_returns_promptly() -> None:
     """DELETE of a run whose upstream never completes the handshake returns at once."""
-
     writers: list[asyncio.StreamWriter] = []
 
     async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -7,7 +7,8 @@
 #
 # The machine's CA bundle (TLS-intercepting proxies) reaches pip as the build secret `ca`,
 # mounted in the build stage's pip steps only. Layers are cached in the project's
-# container storage (see lib.sh), so a rebuild with unchanged inputs takes seconds.
+# container storage (see lib.sh): a rebuild with unchanged inputs takes seconds, one
+# after a code change only reinstalls the bridge (not its dependencies).
 # Prints `image=NAME`, `root=DIR`, `runroot=DIR` on stdout (for the tests); logs on stderr.
 set -euo pipefail
 # shellcheck source=tools/image/lib.sh
@@ -43,19 +44,43 @@ created="${created:-1970-01-01T00:00:00Z}"
 source_url="$(git -C "$ROOT" remote get-url origin 2>/dev/null || true)"
 case "$source_url" in http*://*) ;; *) source_url="" ;; esac
 
+# Nothing to do when the inputs are those of the image already tagged: the context files,
+# the Dockerfile, the base image and the build arguments.
+inputs="$({
+    cd "$ROOT"
+    find Dockerfile .dockerignore pyproject.toml README.md otel_bridge -type f \
+        ! -path '*/__pycache__/*' ! -name '*.py[cod]' -print0 | sort -z | xargs -0 sha256sum
+    podman_ image inspect --format '{{.Id}}' "$base"
+    echo "$version|$revision|$created|$source_url|${#secret[@]}"
+} | sha256sum | cut -d' ' -f1)"
+stamp="$IMAGE_CACHE/build-$(echo "$tag" | tr '/:' '__').stamp"
+current="$(podman_ image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)"
+if [[ ${#cache[@]} -eq 1 && -n "$current" && -f "$stamp" && "$(cat "$stamp")" == "$inputs $current" ]]; then
+    log "$tag is up to date (same inputs)"
+    echo "image=$tag"
+    echo "root=$IMAGE_CACHE/storage"
+    echo "runroot=$IMAGE_CACHE/run"
+    exit 0
+fi
+
+common=(
+    "${cache[@]}" --isolation chroot --network host --pull=never --format docker
+    "${secret[@]}" --build-arg "BASE=$base" --file "$ROOT/Dockerfile"
+)
 log "buildah build $tag on $base"
 start=$SECONDS
-TZ=UTC buildah_ build "${cache[@]}" \
-    --isolation chroot --network host --pull=never \
-    --format docker \
-    "${secret[@]}" \
-    --build-arg "BASE=$base" \
+# The build stage gets a tag of its own so that pruning the dangling images of earlier
+# builds (vfs stores each layer whole) keeps its layers (and those of deps) cached.
+buildah_ build "${common[@]}" --target build --tag localhost/otel-bridge-build:cache "$ROOT" >&2
+TZ=UTC buildah_ build "${common[@]}" \
     --build-arg "VERSION=$version" \
     --build-arg "REVISION=$revision" \
     --build-arg "CREATED=$created" \
     --build-arg "SOURCE=$source_url" \
-    --file "$ROOT/Dockerfile" --tag "$tag" "$ROOT" >&2
-log "built $tag in $((SECONDS - start))s"
+    --tag "$tag" "$ROOT" >&2
+podman_ image prune --force >/dev/null
+echo "$inputs $(podman_ image inspect --format '{{.Id}}' "$tag")" >"$stamp"
+log "built $tag in $((SECONDS - start))s ($(du -sh "$IMAGE_CACHE/storage" | cut -f1) of image storage)"
 echo "image=$tag"
 echo "root=$IMAGE_CACHE/storage"
 echo "runroot=$IMAGE_CACHE/run"
