@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv demo test system tools lint typecheck check bench dashboards clean
+.PHONY: venv demo test system tools lint typecheck check bench dashboards image chart-sync chart-docs clean
 
 $(BIN)/otel-bridge: pyproject.toml
 	@echo "creating $(VENV) and installing otel-bridge with its dev tools (about a minute, once)"
@@ -31,8 +31,8 @@ test: venv system
 	$(BIN)/pytest
 
 lint: venv
-	$(BIN)/ruff check otel_bridge tests dashboards bench
-	$(BIN)/ruff format --check otel_bridge tests dashboards bench
+	$(BIN)/ruff check otel_bridge tests dashboards bench tools
+	$(BIN)/ruff format --check otel_bridge tests dashboards bench tools
 
 typecheck: venv
 	$(BIN)/mypy
@@ -42,6 +42,18 @@ check: lint typecheck test
 ## dashboards: regenerate dashboards/*.json from dashboards/generate.py
 dashboards: venv
 	$(BIN)/python dashboards/generate.py
+
+## image: the container image, offline (mmdebstrap base + buildah; needs `make system`)
+image:
+	bash tools/image/build.sh
+
+## chart-sync: copy dashboards/ and the alert rules into the Helm chart
+chart-sync:
+	bash tools/image/sync-chart-files.sh
+
+## chart-docs: regenerate the chart README's values table and the sidecar example
+chart-docs: venv
+	$(BIN)/python tools/image/chart_docs.py
 
 bench: venv
 	$(BIN)/python -m bench.throughput

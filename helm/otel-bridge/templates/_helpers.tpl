@@ -1,0 +1,275 @@
+{{/*
+Names and labels.
+*/}}
+{{- define "otel-bridge.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "otel-bridge.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "otel-bridge.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "otel-bridge.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "otel-bridge.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "otel-bridge.labels" -}}
+helm.sh/chart: {{ include "otel-bridge.chart" . }}
+{{ include "otel-bridge.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: otel-bridge
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "otel-bridge.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "otel-bridge.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "otel-bridge.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s:%s@%s" .Values.image.repository $tag .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+NAME=VALUE,NAME=VALUE from a map, in key order (the format of OTEL_EXPORTER_OTLP_HEADERS
+and of the bridge's upstream_headers / list settings).
+*/}}
+{{- define "otel-bridge.pairs" -}}
+{{- $pairs := list -}}
+{{- range $name, $value := . -}}
+{{- $pairs = append $pairs (printf "%s=%v" $name $value) -}}
+{{- end -}}
+{{- join "," $pairs -}}
+{{- end -}}
+
+{{/*
+One setting as the string its environment variable carries; "" for null.
+*/}}
+{{- define "otel-bridge.settingValue" -}}
+{{- if kindIs "invalid" . -}}
+{{- else if kindIs "map" . -}}
+{{- include "otel-bridge.pairs" . -}}
+{{- else if kindIs "slice" . -}}
+{{- join "," . -}}
+{{- else if and (kindIs "float64" .) (eq (floor .) .) -}}
+{{- printf "%.0f" . -}}
+{{- else -}}
+{{- toString . -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The bridge container's environment: Downward API, resource, OTLP, settings, secrets.
+A variable referenced as $(NAME) is defined before its use, as Kubernetes requires.
+*/}}
+{{- define "otel-bridge.env" -}}
+{{- $v := .Values -}}
+{{- if $v.resource.kubernetesAttributes }}
+- name: K8S_POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: K8S_NAMESPACE_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+- name: K8S_NODE_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: spec.nodeName
+- name: K8S_POD_UID
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.uid
+{{- end }}
+- name: OTEL_SERVICE_NAME
+  value: {{ $v.resource.serviceName | quote }}
+{{- $attributes := list -}}
+{{- if $v.resource.kubernetesAttributes -}}
+{{- $attributes = list "k8s.pod.name=$(K8S_POD_NAME)" "k8s.namespace.name=$(K8S_NAMESPACE_NAME)" "k8s.node.name=$(K8S_NODE_NAME)" "k8s.pod.uid=$(K8S_POD_UID)" -}}
+{{- end -}}
+{{- with $v.resource.attributes -}}
+{{- $attributes = append $attributes (include "otel-bridge.pairs" .) -}}
+{{- end -}}
+{{- if $attributes }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ join "," $attributes | quote }}
+{{- end }}
+{{- with $v.otlp.endpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: {{ $v.otlp.protocol | quote }}
+{{- if $v.otlp.insecure }}
+- name: OTEL_EXPORTER_OTLP_INSECURE
+  value: "true"
+{{- end }}
+{{- with $v.otlp.compression }}
+- name: OTEL_EXPORTER_OTLP_COMPRESSION
+  value: {{ . | quote }}
+{{- end }}
+{{- $otlpHeaders := list -}}
+{{- with $v.otlp.headers -}}
+{{- $otlpHeaders = append $otlpHeaders (include "otel-bridge.pairs" .) -}}
+{{- end -}}
+{{- with $v.secrets.otlpHeaders.existingSecret }}
+- name: OTEL_BRIDGE_SECRET_OTLP_HEADERS
+  valueFrom:
+    secretKeyRef:
+      name: {{ . | quote }}
+      key: {{ $v.secrets.otlpHeaders.key | quote }}
+{{- $otlpHeaders = append $otlpHeaders "$(OTEL_BRIDGE_SECRET_OTLP_HEADERS)" -}}
+{{- end }}
+{{- if $otlpHeaders }}
+- name: OTEL_EXPORTER_OTLP_HEADERS
+  value: {{ join "," $otlpHeaders | quote }}
+{{- end }}
+{{- $upstreamHeaders := list -}}
+{{- with $v.config.upstream_headers -}}
+{{- $upstreamHeaders = append $upstreamHeaders (include "otel-bridge.pairs" .) -}}
+{{- end -}}
+{{- with $v.secrets.upstreamHeaders.existingSecret }}
+- name: OTEL_BRIDGE_SECRET_UPSTREAM_HEADERS
+  valueFrom:
+    secretKeyRef:
+      name: {{ . | quote }}
+      key: {{ $v.secrets.upstreamHeaders.key | quote }}
+{{- $upstreamHeaders = append $upstreamHeaders "$(OTEL_BRIDGE_SECRET_UPSTREAM_HEADERS)" -}}
+{{- end }}
+{{- if $upstreamHeaders }}
+- name: OTEL_BRIDGE_UPSTREAM_HEADERS
+  value: {{ join "," $upstreamHeaders | quote }}
+{{- end }}
+{{- range $key, $value := $v.config }}
+{{- if and (ne $key "upstream_headers") (not (kindIs "invalid" $value)) }}
+{{- $text := include "otel-bridge.settingValue" $value }}
+{{- if or $text (not (or (kindIs "slice" $value) (kindIs "map" $value))) }}
+- name: {{ printf "OTEL_BRIDGE_%s" (upper $key) }}
+  value: {{ $text | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- with $v.secrets.upstreamApiKey.existingSecret }}
+- name: OTEL_BRIDGE_UPSTREAM_API_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ . | quote }}
+      key: {{ $v.secrets.upstreamApiKey.key | quote }}
+{{- end }}
+{{- with $v.secrets.controlToken.existingSecret }}
+- name: OTEL_BRIDGE_CONTROL_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ . | quote }}
+      key: {{ $v.secrets.controlToken.key | quote }}
+{{- end }}
+{{- with $v.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The bridge container, as one item of a pod's `containers` list. Used by the standalone
+Deployment and, through "otel-bridge.sidecar.container", by other charts' pods.
+*/}}
+{{- define "otel-bridge.container" -}}
+- name: otel-bridge
+  image: {{ include "otel-bridge.image" . | quote }}
+  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  args:
+    - serve
+  ports:
+    - name: otel-bridge
+      containerPort: {{ .Values.config.port }}
+      protocol: TCP
+  env:
+    {{- include "otel-bridge.env" . | trim | nindent 4 }}
+  {{- with .Values.extraEnvFrom }}
+  envFrom:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.livenessProbe }}
+  livenessProbe:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.readinessProbe }}
+  readinessProbe:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.resources }}
+  resources:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  securityContext:
+    {{- toYaml .Values.securityContext | nindent 4 }}
+  volumeMounts:
+    - name: otel-bridge-tmp
+      mountPath: /tmp
+    - name: otel-bridge-state
+      mountPath: /var/lib/otel-bridge
+    {{- with .Values.extraVolumeMounts }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+{{- end -}}
+
+{{/*
+The bridge's volumes, as items of a pod's `volumes` list.
+*/}}
+{{- define "otel-bridge.volumes" -}}
+- name: otel-bridge-tmp
+  emptyDir:
+    sizeLimit: {{ .Values.tmpSizeLimit }}
+- name: otel-bridge-state
+  emptyDir:
+    sizeLimit: {{ .Values.stateSizeLimit }}
+{{- with .Values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Sidecar mode, for other charts. Add this chart as a dependency (mode: sidecar) and, in the
+pod template, pass the subchart's own scope:
+
+    containers:
+      - name: app
+        ...
+      {{- include "otel-bridge.sidecar.container" (index .Subcharts "otel-bridge") | nindent 6 }}
+    volumes:
+      {{- include "otel-bridge.sidecar.volumes" (index .Subcharts "otel-bridge") | nindent 6 }}
+
+The app then registers runs at http://127.0.0.1:<config.port>/v1/runs.
+*/}}
+{{- define "otel-bridge.sidecar.container" -}}
+{{ include "otel-bridge.container" . }}
+{{- end -}}
+
+{{- define "otel-bridge.sidecar.volumes" -}}
+{{ include "otel-bridge.volumes" . }}
+{{- end -}}
