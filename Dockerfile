@@ -29,7 +29,7 @@ RUN --mount=type=secret,id=ca \
 
 # build: the bridge itself; pip and setuptools leave the venv (nothing installs at run time).
 FROM deps AS build
-COPY README.md ./
+COPY README.md LICENSE ./
 COPY otel_bridge ./otel_bridge
 RUN --mount=type=secret,id=ca \
     set -eu; \

@@ -17,12 +17,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 from . import _http
 from .ports import LOOPBACK, free_ports, port_is_open
-from .process import TOOLS_BIN, ServerProcess, require_binary
+from .process import TOOLS_BIN, ManagedServer, ServerProcess, require_binary
 
 JAEGER_BINARY = TOOLS_BIN / "jaeger"
 _STORE = "memstore"
@@ -139,7 +138,7 @@ def split_by_trace(traces: dict[str, Any]) -> list[dict[str, Any]]:
     return list(per_trace.values())
 
 
-class JaegerServer:
+class JaegerServer(ManagedServer):
     """Runs `.tools/bin/jaeger` on free loopback ports: OTLP gRPC+HTTP in, memory store, v3 API.
 
     Use as a context manager (or call start()/stop()). If the `with` body raises, the
@@ -267,34 +266,6 @@ class JaegerServer:
         if not (port_is_open(self.otlp_grpc_port) and port_is_open(self.otlp_http_port)):
             return None
         return True
-
-    def stop(self) -> None:
-        """Stop Jaeger and remove its temporary directory (if this server made it)."""
-        if self.process is not None:
-            self.process.stop()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
-    def dump_log(self) -> None:
-        """Write Jaeger's log to stderr."""
-        if self.process is not None:
-            self.process.dump_log()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            if exc_type is not None:
-                self.dump_log()
-        finally:
-            self.stop()
 
     # -- v3 query API ----------------------------------------------------------------
 

@@ -7,10 +7,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, TypeVar
+from types import TracebackType
+from typing import IO, Self, TypeVar
 
 import pytest
 
@@ -159,3 +161,46 @@ class ServerProcess:
         if len(text) > max_chars:
             text = "…" + text[-max_chars:]
         return f"----- {self.name} log ({self.log_path}) -----\n{text}"
+
+
+class ManagedServer:
+    """Lifecycle shared by the support servers: a child process and its temp directory.
+
+    Subclasses set ``self.process`` and ``self._tmp`` in ``start()``. Use as a context
+    manager; if the ``with`` body raises, the server's log goes to stderr first.
+    """
+
+    process: ServerProcess | None = None
+    _tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    def start(self) -> Self:
+        """Start the server and wait until it is ready."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop the process and remove its temporary directory (if this server made it)."""
+        if self.process is not None:
+            self.process.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def dump_log(self) -> None:
+        """Write the server's log to stderr."""
+        if self.process is not None:
+            self.process.dump_log()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if exc_type is not None:
+                self.dump_log()
+        finally:
+            self.stop()

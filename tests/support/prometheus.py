@@ -19,12 +19,11 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 from . import _http
 from .ports import LOOPBACK, free_port
-from .process import ServerProcess, require_binary
+from .process import ManagedServer, ServerProcess, require_binary
 
 PROMETHEUS_BINARY = Path("/usr/bin/prometheus")
 JOB = "test"
@@ -54,7 +53,7 @@ def _timestamp(moment: datetime | float) -> str:
     return f"{moment:.3f}"
 
 
-class PrometheusServer:
+class PrometheusServer(ManagedServer):
     """Runs Prometheus on a free loopback port with a temp TSDB; scrapes `targets` every 1s.
 
     `targets` are "host:port" strings, scraped at `metrics_path` under job "test". Use as
@@ -150,34 +149,6 @@ class PrometheusServer:
     def _ready(self) -> bool | None:
         status, _ = _http.get(f"{self.url}/-/ready", timeout=1.0)
         return True if status == 200 else None
-
-    def stop(self) -> None:
-        """Stop Prometheus and remove its temporary directory (if this server made it)."""
-        if self.process is not None:
-            self.process.stop()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
-    def dump_log(self) -> None:
-        """Write Prometheus' log to stderr."""
-        if self.process is not None:
-            self.process.dump_log()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            if exc_type is not None:
-                self.dump_log()
-        finally:
-            self.stop()
 
     # -- HTTP API --------------------------------------------------------------------
 
