@@ -43,13 +43,17 @@ class ReplayReport:
         return text
 
 
-def read_frames(path: Path) -> Iterable[tuple[int, str]]:
-    """Yield (line number, frame text) of a recording; blank lines are skipped."""
-    with path.open("r", encoding="utf-8", errors="surrogateescape") as handle:
+def read_frames(path: Path) -> Iterable[tuple[int, bytes]]:
+    """Yield (line number, frame bytes) of a recording; blank lines are skipped.
+
+    Bytes, not text: a line that is not UTF-8 is rejected by the frame classifier (and
+    reported) like any other bad frame, instead of reaching the tracker half-decoded.
+    """
+    with path.open("rb") as handle:
         for number, line in enumerate(handle, start=1):
-            text = line.rstrip("\r\n")
-            if text.strip():
-                yield number, text
+            frame = line.rstrip(b"\r\n")
+            if frame.strip():
+                yield number, frame
 
 
 def replay(
@@ -80,7 +84,12 @@ def replay(
         for path in paths:
             for number, text in read_frames(path):
                 report.lines += 1
-                clock, problem = _replay_line(pipeline, text, clock, flow_name, run_name, report)
+                try:
+                    clock, problem = _replay_line(
+                        pipeline, text, clock, flow_name, run_name, report
+                    )
+                except Exception as exc:  # one poison line never loses the others
+                    problem = f"internal: {type(exc).__name__}"
                 if problem is not None:
                     report.rejected.append((str(path), number, problem))
                     if on_bad_line is not None:
@@ -96,7 +105,7 @@ def replay(
 
 def _replay_line(
     pipeline: Pipeline,
-    text: str,
+    text: str | bytes,
     clock: int | None,
     flow_name: str | None,
     run_name: str | None,

@@ -21,6 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from otel_bridge.backoff import backoff
+from otel_bridge.events import Noise, Rejected
 from otel_bridge.passthrough import ClientChannel
 from otel_bridge.pipeline import Pipeline
 from otel_bridge.redaction import redact_text
@@ -74,6 +75,7 @@ class Subscription:
         self.error: str | None = None
         self.connects = 0
         self.frames = 0
+        self.events = 0  # frames that were LAO events (not greetings or keepalives)
         self.created_at = time.time()
         self.ended = asyncio.Event()
         self._on_state = on_state
@@ -133,7 +135,7 @@ class Subscription:
             while not self._finished():
                 self._set_state("connecting" if self.connects == 0 else "reconnecting")
                 started = time.monotonic()
-                events_before = self.frames
+                events_before = self.events
                 reason = await self._connect_once()
                 if self._finished() or (reason == CLOSED_NORMALLY and self.ended.is_set()):
                     break
@@ -141,9 +143,10 @@ class Subscription:
                     self._set_state("failed")
                     return
                 # A connection counts as healthy (and resets the backoff) only when it carried
-                # frames or stayed up a while: a server that accepts then drops at once must
-                # not make the bridge reconnect at full speed forever.
-                healthy = self.frames > events_before or (
+                # events or stayed up a while: a server that accepts, greets (LAO greets every
+                # connection) then drops at once must not make the bridge reconnect at full
+                # speed forever, nor keep it from giving up.
+                healthy = self.events > events_before or (
                     time.monotonic() - started >= self.settings.reconnect_max_s
                 )
                 if healthy or failing_since is None:
@@ -232,12 +235,14 @@ class Subscription:
             async for message in ws:
                 self.frames += 1
                 try:
-                    self.pipeline.handle_frame(
+                    frame = self.pipeline.handle_frame(
                         message,
                         flow_name=self.flow_name,
                         run_name=self.run_name,
                         received_ns=time.time_ns(),
                     )
+                    if not isinstance(frame, Noise | Rejected):
+                        self.events += 1
                 except Exception:  # never let one frame end the subscription
                     log.exception("frame could not be handled", extra={"url": self.display_url})
                 for client in tuple(self.clients):

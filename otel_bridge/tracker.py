@@ -17,6 +17,7 @@ Behaviour on the real stream (see docs/telemetry-contract.md):
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -63,7 +64,9 @@ def _identity(event: TrackedEvent) -> Identity:
     """Return what makes two events the same event: a second one is a duplicate."""
     extra: str | None = None
     if event.timestamp_ns is None:
-        extra = event.model_dump_json()
+        # A digest, not the event: identities are saved by ``replay --state`` and must not
+        # carry payloads (or the secrets in them) to disk.
+        extra = hashlib.sha256(event.model_dump_json().encode()).hexdigest()
     elif isinstance(event, UnknownEvent):
         extra = event.message
     return (event.event_type, event.task_id, event.task_name, event.timestamp_ns, extra)

@@ -8,11 +8,13 @@ a version number; a file of another version is refused with a clear error.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from otel_bridge.ids import TraceParent
+from otel_bridge.redaction import redact
 from otel_bridge.spans import SpanEvent
 from otel_bridge.tracker import RunState, TaskState, Tracker
 
@@ -25,6 +27,13 @@ class StateError(ValueError):
 
 def _task(data: dict[str, Any]) -> TaskState:
     return TaskState(**data)
+
+
+def _task_to_json(task: TaskState) -> dict[str, Any]:
+    """An open task, its input redacted: secrets never reach the state file."""
+    data = asdict(task)
+    data["input"] = redact(task.input)
+    return data
 
 
 def _run_to_json(run: RunState) -> dict[str, Any]:
@@ -43,8 +52,8 @@ def _run_to_json(run: RunState) -> dict[str, Any]:
         "max_task_end_ns": run.max_task_end_ns,
         "flow_task_id": run.flow_task_id,
         "message": run.message,
-        "open_by_id": {k: asdict(t) for k, t in run.open_by_id.items()},
-        "open_by_name": {k: [asdict(t) for t in q] for k, q in run.open_by_name.items()},
+        "open_by_id": {k: _task_to_json(t) for k, t in run.open_by_id.items()},
+        "open_by_name": {k: [_task_to_json(t) for t in q] for k, q in run.open_by_name.items()},
         "occurrences": run.occurrences,
         "finished_ids": sorted(run.finished_ids),
         "unmatched_ends": run.unmatched_ends,
@@ -99,7 +108,10 @@ def save_state(tracker: Tracker, path: str | Path) -> int:
     }
     target = Path(path)
     tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(document), encoding="utf-8")
+    # Owner-only: the state holds task inputs (redacted, but still the user's data).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(json.dumps(document))
     tmp.replace(target)
     return len(tracker.runs)
 

@@ -81,6 +81,47 @@ def test_replay_in_two_halves_with_state_matches_one_pass(tmp_path: Path) -> Non
     assert json.loads(state.read_text())["open_runs"] == []
 
 
+def test_replay_state_file_holds_no_secret_and_is_owner_only(tmp_path: Path) -> None:
+    """A run carried over in --state keeps no seed secret on disk, in a 0600 file."""
+    events = [json.dumps(e) for e in seed_events()]
+    # Split right after the seed's first task_started (its input carries the api key).
+    first = write_lines(tmp_path / "a.jsonl", events[:2])
+    state = tmp_path / "state.json"
+    out = tmp_path / "spans.jsonl"
+    assert main(["replay", str(first), "--traces-out", str(out), "--state", str(state)]) == 0
+    text = state.read_text()
+    assert json.loads(text)["open_runs"], "the split run must be carried over"
+    assert "sentiment_analyzer" in text
+    assert not any(secret in text for secret in SEED_SECRETS)
+    assert state.stat().st_mode & 0o777 == 0o600
+
+
+def test_replay_reports_poison_lines_and_keeps_every_valid_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A deeply nested line and a non-UTF-8 line are reported; the valid lines still export."""
+    events = [json.dumps(e) for e in seed_events("Customer_Support_Pipeline")]
+    deep = '{"event_type": "task_started", "input": ' + "[" * 900 + '"\\ud800"' + "]" * 900 + "}"
+    rec = tmp_path / "rec.jsonl"
+    rec.write_bytes(
+        (events[0] + "\n" + deep + "\n").encode()
+        + b'{"event_type": "task_started", "task_name": "\xff\xfe"}\n'
+        + ("\n".join(events[1:]) + "\n").encode()
+    )
+    out = tmp_path / "spans.jsonl"
+    assert main(["replay", str(rec), "--traces-out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"{rec}:2: skipped:" in err
+    assert f"{rec}:3: skipped: not_utf8" in err
+    whole = tmp_path / "whole.jsonl"
+    assert (
+        main(["replay", str(write_lines(tmp_path / "w.jsonl", events)), "--traces-out", str(whole)])
+        == 0
+    )
+    names = sorted(str(s["name"]) for s in read_spans(out))
+    assert names == sorted(str(s["name"]) for s in read_spans(whole))
+
+
 def test_replay_writes_metrics(tmp_path: Path) -> None:
     """--metrics-out writes an exposition counting the replayed runs by result."""
     rec = write_lines(tmp_path / "rec.jsonl", [json.dumps(e) for e in seed_events()])

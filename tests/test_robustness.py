@@ -109,11 +109,12 @@ async def test_stop_during_handshake_returns_promptly() -> None:
 
 
 async def test_server_that_drops_every_connection_is_given_up() -> None:
-    """An upstream that accepts then closes at once does not earn endless fast reconnects."""
+    """An upstream that accepts, greets like LAO, then closes is given up, not hammered."""
 
     async def slam(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
+        await ws.send_str("connection established")  # LAO greets every connection
         await ws.close()
         return ws
 
