@@ -525,3 +525,5 @@ def test_notes_say_what_to_do_next(tmp_path: Path) -> None:
     sidecar = render_notes(tmp_path / "sidecar", "--values", str(values_file("sidecar")))
     assert 'include "otel-bridge.sidecar.container"' in sidecar
     assert "http://127.0.0.1:9464/v1/runs" in sidecar
+    assert "WARNING: no control token" in sidecar
+    assert "any pod that reaches it" in sidecar
