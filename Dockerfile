@@ -40,6 +40,14 @@ RUN --mount=type=secret,id=ca \
 
 # The runtime: the base, a user, the venv. No compiler, pip or cache.
 FROM ${BASE}
+# Declared before the first RUN on purpose: buildah keys its layer cache on the build
+# arguments a RUN sees, not on the text of LABEL, so a new revision must miss the cache here
+# or the image would keep an earlier build's labels.
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG CREATED=1970-01-01T00:00:00Z
+ARG SOURCE=""
+ARG BASE
 # A fixed numeric user (Kubernetes' runAsNonRoot checks the number) owning only the state
 # directory; everything else is read-only to it, so a read-only root filesystem works.
 RUN set -eu; \
@@ -67,12 +75,6 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
 ENTRYPOINT ["otel-bridge"]
 CMD ["serve"]
 
-# Last, so that a new revision or date changes only the image's metadata, not its layers.
-ARG VERSION=0.1.0
-ARG REVISION=unknown
-ARG CREATED=1970-01-01T00:00:00Z
-ARG SOURCE=""
-ARG BASE
 LABEL org.opencontainers.image.title="otel-bridge" \
       org.opencontainers.image.description="LAO workflow run sockets in, OpenTelemetry traces and Prometheus metrics out" \
       org.opencontainers.image.version="${VERSION}" \
