@@ -20,11 +20,22 @@ for pkg in "${PACKAGES[@]}"; do
     fi
 done
 
+if [[ ${#missing[@]} -gt 0 && $(id -u) -ne 0 ]]; then
+    case "${CI:-}" in
+        ""|0|false|no)
+            # A developer without root still gets a test run: the tests that need these
+            # binaries are skipped (and say so); CI (CI=true) fails on them instead.
+            echo "install-system.sh: not root, so not installing ${missing[*]}; the tests" \
+                "that need them will be skipped (run 'sudo .ci/install-system.sh' to have them)" >&2
+            missing=()
+            ;;
+        *)
+            echo "install-system.sh: need root to install: ${missing[*]}" >&2
+            exit 1
+            ;;
+    esac
+fi
 if [[ ${#missing[@]} -gt 0 ]]; then
-    if [[ $(id -u) -ne 0 ]]; then
-        echo "install-system.sh: need root to install: ${missing[*]}" >&2
-        exit 1
-    fi
     log="$(mktemp -t install-system.XXXXXX.log)"
     echo "==> apt-get update"
     if ! apt-get update -qq >"$log" 2>&1; then
