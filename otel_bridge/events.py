@@ -247,6 +247,9 @@ def classify_frame(frame: str | bytes) -> Frame:
     except (ValueError, RecursionError) as exc:
         return Rejected("invalid_json", str(exc)[:200])
     if _LONE_SURROGATE.search(text):
+        # Cut first: the scrub recurses, and valid JSON may nest deeper than the stack.
+        if isinstance(data, dict | list) and _depth_exceeds(data, MAX_PAYLOAD_DEPTH):
+            data = _cut_depth(data, MAX_PAYLOAD_DEPTH)
         data = _scrub_surrogates(data)
     return classify_object(data)
 

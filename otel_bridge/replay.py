@@ -82,12 +82,10 @@ def replay(
     clock: int | None = None
     try:
         for path in paths:
-            for number, text in read_frames(path):
+            for number, raw in read_frames(path):
                 report.lines += 1
                 try:
-                    clock, problem = _replay_line(
-                        pipeline, text, clock, flow_name, run_name, report
-                    )
+                    clock, problem = _replay_line(pipeline, raw, clock, flow_name, run_name, report)
                 except Exception as exc:  # one poison line never loses the others
                     problem = f"internal: {type(exc).__name__}"
                 if problem is not None:
@@ -105,25 +103,25 @@ def replay(
 
 def _replay_line(
     pipeline: Pipeline,
-    text: str | bytes,
+    raw: bytes,
     clock: int | None,
     flow_name: str | None,
     run_name: str | None,
     report: ReplayReport,
 ) -> tuple[int | None, str | None]:
     """Handle one line; return the replay clock (latest event timestamp) and any problem."""
-    frame = classify_frame(text)
+    frame = classify_frame(raw)
     if isinstance(frame, Noise):
         report.noise += 1
         return clock, None
     if isinstance(frame, Rejected):
-        pipeline.reject(frame, text)
+        pipeline.reject(frame, raw)
         return clock, f"{frame.reason}: {frame.detail}" if frame.detail else frame.reason
     flow = flow_name or frame.flow_name
     run = run_name or frame.run_name
     if flow is None or run is None:
         reason = "event names no flow_name/run_name (use --flow/--run)"
-        pipeline.reject(Rejected("invalid", reason), text)
+        pipeline.reject(Rejected("invalid", reason), raw)
         return clock, f"invalid: {reason}"
     stamp = frame.timestamp_ns
     received = stamp if stamp is not None else (clock if clock is not None else time.time_ns())

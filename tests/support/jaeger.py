@@ -159,9 +159,9 @@ class JaegerServer(ManagedServer):
         self.startup_timeout = startup_timeout
         self.log_level = log_level
         self._workdir_arg = workdir
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._tmp = None
         self.workdir: Path | None = None
-        self.process: ServerProcess | None = None
+        self.process = None
         grpc_port, http_port, query_http, query_grpc = free_ports(4)
         self.otlp_grpc_port = grpc_port
         self.otlp_http_port = http_port

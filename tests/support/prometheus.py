@@ -76,9 +76,9 @@ class PrometheusServer(ManagedServer):
         self.binary = binary
         self.startup_timeout = startup_timeout
         self._workdir_arg = workdir
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._tmp = None
         self.workdir: Path | None = None
-        self.process: ServerProcess | None = None
+        self.process = None
         self.port = free_port()
 
     @property
