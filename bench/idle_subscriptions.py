@@ -15,10 +15,10 @@ import resource
 
 from prometheus_client import CollectorRegistry
 
-from otel_bridge.exporters import MemorySink
 from otel_bridge.server import BridgeServer
 from otel_bridge.settings import Settings
 from otel_bridge.simulator import Quirks, Simulator
+from otel_bridge.sinks.span_sinks import MemorySink
 
 
 def rss_kib() -> int:

@@ -1,4 +1,4 @@
-"""Throughput of the path frame → tracker → span records → OTLP/JSON bytes.
+"""Throughput of the path frame → engine → span records → OTLP/JSON bytes.
 
 Run: ``make bench`` or ``.venv/bin/python -m bench.throughput [--runs N] [--tasks M]``.
 Prints events per second for classification + tracking alone and for the whole path with
@@ -18,10 +18,11 @@ from typing import Any
 
 from opentelemetry.sdk.resources import Resource
 
-from otel_bridge.otlp import traces_data
-from otel_bridge.pipeline import Pipeline
-from otel_bridge.spans import SpanRecord, TrackerOutput
-from otel_bridge.tracker import Tracker
+from otel_bridge.core.engine import Engine
+from otel_bridge.core.outputs import Output
+from otel_bridge.core.records import SpanRecord
+from otel_bridge.sinks.otlp import traces_data
+from otel_bridge.sinks.router import Router
 
 
 def make_frames(
@@ -83,19 +84,19 @@ def make_frames(
 
 
 def bench_core(frames: Sequence[tuple[str, str]], encode: bool) -> tuple[float, int]:
-    """Events per second through the pipeline; optionally encoding spans as OTLP/JSON."""
+    """Events per second through engine and router; optionally encoding spans as OTLP/JSON."""
     spans: list[SpanRecord] = []
-    pipeline = Pipeline(Tracker())
+    engine, router = Engine(), Router()
 
-    def keep(output: TrackerOutput) -> None:
+    def keep(output: Output) -> None:
         if isinstance(output, SpanRecord):
             spans.append(output)
 
-    pipeline.listeners.append(keep)
+    router.listeners.append(keep)
     resource = Resource.create({"service.name": "bench"})
     start = time.perf_counter()
     for i, (frame, run) in enumerate(frames):
-        pipeline.handle_frame(frame, flow_name="Bench", run_name=run, received_ns=i)
+        router.emit(engine.receive(frame, run=("Bench", run), received_ns=i))
         if encode and len(spans) >= 512:
             json.dumps(traces_data(spans, resource))
             spans.clear()
@@ -110,11 +111,11 @@ def memory_per_open_run(runs: int, tasks: int) -> float:
     frames = [
         f for f in make_frames(runs, tasks, interleave=False) if '"flow_completed"' not in f[0]
     ]
-    tracker_pipeline = Pipeline(Tracker())
+    engine, router = Engine(), Router()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     for i, (frame, run) in enumerate(frames):
-        tracker_pipeline.handle_frame(frame, flow_name="Bench", run_name=run, received_ns=i)
+        router.emit(engine.receive(frame, run=("Bench", run), received_ns=i))
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     return (after - before) / runs

@@ -1,4 +1,4 @@
-"""The bridge assembled: settings → tracker, export queues, metrics, subscriptions, watchdog."""
+"""The bridge assembled: settings → engine, router (queues, metrics), subscriptions, watchdog."""
 
 from __future__ import annotations
 
@@ -11,16 +11,18 @@ from collections.abc import Sequence
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry
 
-from otel_bridge.export_queue import ExportQueue
-from otel_bridge.exporters import FileSink, SpanSink, otlp_sink_from_env
-from otel_bridge.ids import TraceParent
-from otel_bridge.metrics import SUBSCRIPTION_STATES, Metrics
-from otel_bridge.pipeline import Pipeline
-from otel_bridge.redaction import PayloadPolicy
-from otel_bridge.settings import Settings, SettingsError
-from otel_bridge.spans import Result, SpanRecord, TrackerOutput
-from otel_bridge.subscription import Subscription
-from otel_bridge.tracker import Tracker
+from otel_bridge.core.engine import Engine
+from otel_bridge.core.ids import TraceParent
+from otel_bridge.core.outputs import Output, RunClosed
+from otel_bridge.core.records import Result
+from otel_bridge.core.redaction import PayloadPolicy
+from otel_bridge.errors import RunConflict, SettingsError, TooManySubscriptions
+from otel_bridge.settings import Settings
+from otel_bridge.sinks.export_queue import ExportQueue
+from otel_bridge.sinks.metrics import SUBSCRIPTION_STATES, Metrics
+from otel_bridge.sinks.router import Router
+from otel_bridge.sinks.span_sinks import FileSink, SpanSink, otlp_sink_from_env
+from otel_bridge.sources.upstream import Subscription
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +53,8 @@ def build_sinks(settings: Settings, resource: Resource) -> list[SpanSink]:
     return sinks
 
 
-class RunConflict(Exception):
-    """A run that cannot be subscribed (it already ended, or the bridge is stopping)."""
-
-
-class TooManySubscriptions(Exception):
-    """``max_subscriptions`` runs are followed already."""
-
-
 class Bridge:
-    """One bridge process: pipeline, subscriptions and their watchdog."""
+    """One bridge process: engine, router, subscriptions and their watchdog."""
 
     def __init__(
         self,
@@ -87,9 +81,9 @@ class Bridge:
         for queue in self.queues:
             self.metrics.register_exporter(queue.sink.name)
         policy = PayloadPolicy(settings.capture, settings.max_payload_bytes)
-        self.tracker = Tracker(policy)
-        self.pipeline = Pipeline(self.tracker, self.queues, self.metrics)
-        self.pipeline.listeners.append(self._on_output)
+        self.engine = Engine(policy)
+        self.router = Router(self.queues, self.metrics)
+        self.router.listeners.append(self._on_output)
         self.subscriptions: dict[tuple[str, str], Subscription] = {}
         self.ready = False
         self._watchdog: asyncio.Task[None] | None = None
@@ -122,19 +116,20 @@ class Bridge:
             for failure in (r for r in results if isinstance(r, BaseException)):
                 log.error("subscription did not stop cleanly", exc_info=failure)
         finally:
-            self.pipeline.close_all(Result.CANCELLATION)
-            await asyncio.to_thread(self.pipeline.close)
+            self.router.emit(self.engine.close_all(Result.CANCELLATION))
+            await asyncio.to_thread(self.router.close)
         log.info("bridge stopped, exporters flushed")
 
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(WATCHDOG_PERIOD_S)
             try:
-                self.pipeline.expire(
+                expired = self.engine.expire(
                     time.time_ns(),
                     inactivity_ns=int(self.settings.inactivity_timeout_s * 1e9),
                     max_duration_ns=int(self.settings.max_run_duration_s * 1e9),
                 )
+                self.router.emit(expired)
                 self._stop_silent_subscriptions(time.time())
             except Exception:  # the watchdog must outlive any one bad run
                 log.exception("watchdog tick failed")
@@ -158,23 +153,29 @@ class Bridge:
             raise RunConflict("bridge is shutting down")
         key = (flow_name, run_name)
         existing = self.subscriptions.get(key)
-        if existing is not None and existing.state not in ("done", "failed"):
+        if existing is not None and existing.active:
             if parent is not None:
-                self.tracker.set_parent(flow_name, run_name, parent)
+                self.engine.set_parent(flow_name, run_name, parent)
             return existing, False
-        ended = self.tracker.is_closed(flow_name, run_name)
+        ended = self.engine.is_closed(flow_name, run_name)
         if ended and not relay:
             raise RunConflict(f"run {flow_name}/{run_name} has already ended")
-        active = sum(s.state not in ("done", "failed") for s in self.subscriptions.values())
+        active = sum(s.active for s in self.subscriptions.values())
         if active >= self.settings.max_subscriptions:
             limit = self.settings.max_subscriptions
             raise TooManySubscriptions(
                 f"{active} runs followed already (max_subscriptions={limit})"
             )
         if not ended:
-            self.tracker.set_parent(flow_name, run_name, parent)
+            self.engine.set_parent(flow_name, run_name, parent)
         sub = Subscription(
-            flow_name, run_name, self.settings, self.pipeline, self._state_changed, relay_only=ended
+            flow_name,
+            run_name,
+            self.settings,
+            self.engine,
+            self.router,
+            self._state_changed,
+            relay_only=ended,
         )
         self.subscriptions[key] = sub
         sub.start()
@@ -190,12 +191,12 @@ class Bridge:
         if sub is None:
             return False
         await sub.stop()
-        self.pipeline.close_run(flow_name, run_name, Result.CANCELLATION)
+        self.router.emit(self.engine.close_run(flow_name, run_name, Result.CANCELLATION))
         self._state_changed(sub)
         return True
 
-    def _on_output(self, output: TrackerOutput) -> None:
-        if isinstance(output, SpanRecord) and output.kind == "run":
+    def _on_output(self, output: Output) -> None:
+        if isinstance(output, RunClosed):
             sub = self.subscriptions.get((output.flow_name, output.run_name))
             if sub is not None:
                 sub.run_ended(output.result)
@@ -205,10 +206,10 @@ class Bridge:
         limit = self.settings.inactivity_timeout_s
         for key, sub in list(self.subscriptions.items()):
             if (
-                sub.state not in ("done", "failed")
+                sub.active
                 and not sub.clients
-                and key not in self.tracker.runs
-                and not self.tracker.is_closed(*key)
+                and not self.engine.is_open(*key)
+                and not self.engine.is_closed(*key)
                 and now - sub.created_at >= limit
             ):
                 sub.error = f"no event of the run within {limit:g}s"
@@ -227,6 +228,6 @@ class Bridge:
         self.metrics.set_subscriptions(counts)
 
     def _prune(self) -> None:
-        finished = [k for k, s in self.subscriptions.items() if s.state in ("done", "failed")]
+        finished = [k for k, s in self.subscriptions.items() if not s.active]
         for key in finished[: max(0, len(finished) - KEEP_FINISHED)]:
             del self.subscriptions[key]

@@ -13,15 +13,18 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from otel_bridge import __version__
 from otel_bridge.bridge import Bridge
+from otel_bridge.core.ids import parse_traceparent
+from otel_bridge.core.outputs import Output
+from otel_bridge.core.records import SpanRecord
 from otel_bridge.demo import run_demo
-from otel_bridge.exposition import write_metrics_file
+from otel_bridge.errors import InvalidName, SettingsError, StateError, TraceParentError
 from otel_bridge.logs import setup_logging
-from otel_bridge.replay import replay
+from otel_bridge.names import validate_name
 from otel_bridge.server import BridgeServer, serve_until_signal
-from otel_bridge.settings import Settings, SettingsError, add_setting_flags, load_settings
+from otel_bridge.settings import Settings, add_setting_flags, load_settings
 from otel_bridge.simulator import cli as simulator_cli
-from otel_bridge.spans import SpanRecord, TrackerOutput
-from otel_bridge.tracker_state import StateError
+from otel_bridge.sinks.exposition import write_metrics_file
+from otel_bridge.sources.replay import replay
 from otel_bridge.waterfall import render_trace
 
 log = logging.getLogger("otel_bridge")
@@ -125,10 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "watch":
             return asyncio.run(_watch(settings, args))
         return _replay(settings, args)
-    except SettingsError as exc:
-        print(f"otel-bridge: {exc}", file=sys.stderr)
-        return 2
-    except StateError as exc:
+    except (SettingsError, StateError) as exc:
         print(f"otel-bridge: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -136,13 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _watch(settings: Settings, args: argparse.Namespace) -> int:
-    from otel_bridge.control_api import NameError_, validate_name
-    from otel_bridge.ids import TraceParentError, parse_traceparent
-
     try:
         validate_name("flow_name", args.flow_name)
         validate_name("run_name", args.run_name)
-    except NameError_ as exc:
+    except InvalidName as exc:
         print(f"otel-bridge: {exc}", file=sys.stderr)
         return 2
     parent = None
@@ -155,11 +152,11 @@ async def _watch(settings: Settings, args: argparse.Namespace) -> int:
     bridge = Bridge(settings)
     spans: list[SpanRecord] = []
 
-    def keep(output: TrackerOutput) -> None:
+    def keep(output: Output) -> None:
         if isinstance(output, SpanRecord):
             spans.append(output)
 
-    bridge.pipeline.listeners.append(keep)
+    bridge.router.listeners.append(keep)
     await bridge.start()
     try:
         sub, _ = bridge.subscribe(args.flow_name, args.run_name, parent)
@@ -183,7 +180,7 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
     bridge = Bridge(settings, registry=registry)
     spans: list[SpanRecord] = []
     if args.waterfall:
-        bridge.pipeline.listeners.append(
+        bridge.router.listeners.append(
             lambda o: spans.append(o) if isinstance(o, SpanRecord) else None
         )
 
@@ -191,14 +188,15 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{path}:{number}: skipped: {reason}", file=sys.stderr)
 
     report = replay(
-        bridge.pipeline,
+        bridge.engine,
+        bridge.router,
         args.files,
         flow_name=args.flow,
         run_name=args.run,
         state_file=args.state,
         on_bad_line=bad_line,
     )
-    bridge.pipeline.close()
+    bridge.router.close()
     if args.metrics_out:
         write_metrics_file(registry, args.metrics_out)
     if args.waterfall:

@@ -17,12 +17,13 @@ from typing import Any, TextIO
 import aiohttp
 
 from otel_bridge.bridge import build_sinks, make_resource
-from otel_bridge.exporters import FileSink, SpanSink
+from otel_bridge.core.outputs import Output
+from otel_bridge.core.records import SpanRecord
 from otel_bridge.server import BridgeServer
 from otel_bridge.settings import Settings
 from otel_bridge.simulator import Quirks, Simulator, generate_flow
 from otel_bridge.simulator.flows import customer_support_flow, financial_data_flow
-from otel_bridge.spans import SpanRecord, TrackerOutput
+from otel_bridge.sinks.span_sinks import FileSink, SpanSink
 from otel_bridge.waterfall import render_trace
 
 
@@ -73,13 +74,13 @@ async def run_demo(
         by_run: dict[tuple[str, str], list[SpanRecord]] = defaultdict(list)
         finished: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
 
-        def collect(output: TrackerOutput) -> None:
+        def collect(output: Output) -> None:
             if isinstance(output, SpanRecord):
                 by_run[(output.flow_name, output.run_name)].append(output)
                 if output.kind == "run":
                     finished.put_nowait((output.flow_name, output.run_name))
 
-        server.bridge.pipeline.listeners.append(collect)
+        server.bridge.router.listeners.append(collect)
         bodies = demo_flows(generated, seed)
         print(
             f"LAO simulator on {sim.http_url}; "

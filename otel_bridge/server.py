@@ -13,9 +13,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from otel_bridge.bridge import Bridge
-from otel_bridge.control_api import build_app
-from otel_bridge.exporters import SpanSink
+from otel_bridge.http_api import build_app
 from otel_bridge.settings import Settings
+from otel_bridge.sinks.span_sinks import SpanSink
 
 log = logging.getLogger(__name__)
 

@@ -18,13 +18,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from otel_bridge.redaction import CaptureMode
+from otel_bridge.core.redaction import CaptureMode
+from otel_bridge.errors import SettingsError
 
 ENV_PREFIX = "OTEL_BRIDGE_"
-
-
-class SettingsError(ValueError):
-    """A setting with a bad value; the message names the setting and its source."""
 
 
 class Settings(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from otel_bridge.spans import SpanRecord, StatusCode
+from otel_bridge.core.records import SpanRecord, StatusCode
 
 MARK = {StatusCode.OK: "ok", StatusCode.ERROR: "ERROR", StatusCode.UNSET: "open"}
 

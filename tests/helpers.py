@@ -1,7 +1,7 @@
 """Small drivers shared by the core's tests: events as dicts in, span records out.
 
 ``run_events`` classifies dicts the way a recorded stream is read and feeds them to a
-:class:`~otel_bridge.tracker.Tracker`, with the receive time derived from each event's own
+:class:`~otel_bridge.core.tracker.Tracker`, with the receive time derived from each event's own
 timestamp (so the tests never read a clock). ``span_dict`` renders a record for readable
 comparisons. The seed's example events (docs.lyzr.ai, with their secrets) are in
 ``tests/data/lao_seed_events.jsonl``.
@@ -14,11 +14,16 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from otel_bridge.events import Noise, Rejected, classify_object
-from otel_bridge.redaction import PayloadPolicy
-from otel_bridge.spans import Result, SpanRecord, TrackerOutput
-from otel_bridge.timestamps import parse_timestamp
-from otel_bridge.tracker import Tracker
+from otel_bridge.core.engine import Engine
+from otel_bridge.core.frames import Noise, Rejected, classify_object
+from otel_bridge.core.outputs import Output, TrackerOutput
+from otel_bridge.core.records import Result, SpanRecord
+from otel_bridge.core.redaction import PayloadPolicy
+from otel_bridge.core.timestamps import parse_timestamp
+from otel_bridge.core.tracker import Tracker
+from otel_bridge.sinks.export_queue import ExportQueue
+from otel_bridge.sinks.metrics import Metrics
+from otel_bridge.sinks.router import Router
 
 SEED_FILE = Path(__file__).parent / "data" / "lao_seed_events.jsonl"
 SEED_SECRETS = ("sk-prod-sentiment-key", "sf_prod_token_xyz")
@@ -122,3 +127,54 @@ def span_dict(record: SpanRecord) -> dict[str, Any]:
             for e in record.events
         ],
     }
+
+
+class Driver:
+    """A test driver: frames into an :class:`Engine`, its outputs into a :class:`Router`."""
+
+    def __init__(
+        self,
+        queues: Iterable[ExportQueue] = (),
+        metrics: Metrics | None = None,
+        policy: PayloadPolicy | None = None,
+    ) -> None:
+        self.engine = Engine(policy)
+        self.router = Router(list(queues), metrics)
+
+    def emit(self, outputs: list[Output]) -> list[Output]:
+        """Route outputs; return them."""
+        self.router.emit(outputs)
+        return outputs
+
+    def handle_frame(
+        self, frame: str | bytes, *, flow_name: str, run_name: str, received_ns: int
+    ) -> list[Output]:
+        """One frame received on the socket of run (flow_name, run_name)."""
+        return self.emit(
+            self.engine.receive(frame, run=(flow_name, run_name), received_ns=received_ns)
+        )
+
+    def handle_object(self, data: Mapping[str, Any], *, received_ns: int) -> list[Output]:
+        """One decoded frame naming its own run."""
+        return self.emit(self.engine.receive(data, received_ns=received_ns))
+
+    def close_all(self, result: Result = Result.CANCELLATION) -> list[Output]:
+        """Close every open run."""
+        return self.emit(self.engine.close_all(result))
+
+    def expire(self, now_ns: int, *, inactivity_ns: int) -> list[Output]:
+        """Run the watchdog once."""
+        return self.emit(self.engine.expire(now_ns, inactivity_ns=inactivity_ns))
+
+    @property
+    def listeners(self) -> list[Any]:
+        """The router's output listeners."""
+        return self.router.listeners
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Flush every export queue."""
+        return self.router.flush(timeout_s)
+
+    def close(self) -> None:
+        """Drain and stop every export queue."""
+        self.router.close()

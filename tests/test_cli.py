@@ -11,8 +11,8 @@ import pytest
 
 from helpers import SEED_SECRETS, seed_events
 from otel_bridge.cli import build_parser, main
-from otel_bridge.otlp import spans_of
 from otel_bridge.settings import Settings, SettingsError, env_of, load_settings
+from otel_bridge.sinks.otlp import spans_of
 
 ROOT = Path(__file__).parent.parent
 

@@ -19,13 +19,11 @@ import yaml
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from helpers import received_ns, seed_events
-from otel_bridge.export_queue import ExportQueue
-from otel_bridge.exporters import MemorySink
-from otel_bridge.exposition import encode
-from otel_bridge.metrics import Metrics
-from otel_bridge.pipeline import Pipeline
-from otel_bridge.tracker import Tracker
+from helpers import Driver, received_ns, seed_events
+from otel_bridge.sinks.export_queue import ExportQueue
+from otel_bridge.sinks.exposition import encode
+from otel_bridge.sinks.metrics import Metrics
+from otel_bridge.sinks.span_sinks import MemorySink
 from support.process import require_binary
 
 REPO = Path(__file__).resolve().parents[1]
@@ -111,11 +109,11 @@ def substitute(expr: str, window: str) -> str:
 
 
 def fed_registry() -> CollectorRegistry:
-    """Return a registry fed the seed's events through Tracker, Pipeline and an export queue."""
+    """Return a registry fed the seed's events through engine, router and an export queue."""
     registry = CollectorRegistry()
     metrics = Metrics(registry)
     queue = ExportQueue(MemorySink(), metrics)
-    pipeline = Pipeline(Tracker(), [queue], metrics)
+    pipeline = Driver([queue], metrics)
     for index, event in enumerate(seed_events()):
         pipeline.handle_object(event, received_ns=received_ns(event, index))
     pipeline.close_all()

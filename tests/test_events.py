@@ -8,18 +8,20 @@ from typing import Any
 import pytest
 
 from helpers import seed_events
-from otel_bridge.events import (
-    MAX_FRAME_BYTES,
-    MAX_PAYLOAD_DEPTH,
+from otel_bridge.core.events import (
     FlowCompleted,
     FlowError,
     FlowStarted,
-    Noise,
-    Rejected,
     TaskCompleted,
     TaskFailed,
     TaskStarted,
     UnknownEvent,
+)
+from otel_bridge.core.frames import (
+    MAX_FRAME_BYTES,
+    MAX_PAYLOAD_DEPTH,
+    Noise,
+    Rejected,
     classify_frame,
     classify_object,
 )

@@ -15,13 +15,13 @@ import pytest
 from opentelemetry.sdk.resources import Resource
 
 from helpers import run_events, seed_events
-from otel_bridge.export_queue import ExportQueue
-from otel_bridge.exporters import ExportError, FileSink, MemorySink
-from otel_bridge.ids import parse_traceparent
-from otel_bridge.otlp import spans_of
-from otel_bridge.spans import Result, SpanRecord
-from otel_bridge.timestamps import parse_timestamp
-from otel_bridge.tracker import Tracker
+from otel_bridge.core.ids import parse_traceparent
+from otel_bridge.core.records import Result, SpanRecord
+from otel_bridge.core.timestamps import parse_timestamp
+from otel_bridge.core.tracker import Tracker
+from otel_bridge.sinks.export_queue import ExportQueue
+from otel_bridge.sinks.otlp import spans_of
+from otel_bridge.sinks.span_sinks import ExportError, FileSink, MemorySink
 
 RESOURCE = Resource.create({"service.name": "otel-bridge-test"})
 CAMEL = re.compile(r"^[a-z][a-zA-Z0-9]*$")

@@ -5,20 +5,18 @@ from __future__ import annotations
 import pytest
 from opentelemetry.sdk.resources import Resource
 
-from helpers import seed_events
+from helpers import Driver, seed_events
 from otel_bridge.bridge import make_resource
-from otel_bridge.export_queue import ExportQueue
-from otel_bridge.exporters import otlp_protocol, otlp_sink_from_env
-from otel_bridge.ids import run_trace_id
-from otel_bridge.pipeline import Pipeline
+from otel_bridge.core.ids import run_trace_id
 from otel_bridge.settings import Settings
-from otel_bridge.tracker import Tracker
+from otel_bridge.sinks.export_queue import ExportQueue
+from otel_bridge.sinks.span_sinks import otlp_protocol, otlp_sink_from_env
 from support.otlp_receiver import GrpcReceiver, HttpReceiver
 
 FLOW = "Customer_Support_Pipeline"
 
 
-def play_seed(pipeline: Pipeline) -> None:
+def play_seed(pipeline: Driver) -> None:
     """Feed the seed's Customer_Support events through a pipeline and flush."""
     for index, event in enumerate(seed_events(FLOW)):
         pipeline.handle_object(event, received_ns=1_756_806_140_000_000_000 + index)
@@ -56,7 +54,7 @@ def test_otlp_export_reaches_a_receiver(monkeypatch: pytest.MonkeyPatch, protoco
         assert Settings().otlp_enabled()
         sink = otlp_sink_from_env(make_resource())
         queue = ExportQueue(sink)
-        pipeline = Pipeline(Tracker(), [queue])
+        pipeline = Driver([queue])
         play_seed(pipeline)
         spans = receiver.wait_spans(4)
         queue.close()
@@ -86,7 +84,7 @@ def test_unreachable_collector_is_counted_not_raised(monkeypatch: pytest.MonkeyP
         def queue_depth(self, exporter: str, depth: int) -> None: ...
 
     queue = ExportQueue(otlp_sink_from_env(Resource.create({})), Stats())
-    pipeline = Pipeline(Tracker(), [queue])
+    pipeline = Driver([queue])
     play_seed(pipeline)
     queue.close()
     assert sum(failed) == 4

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from otel_bridge.ids import (
+from otel_bridge.core.ids import (
     TraceParent,
     TraceParentError,
     parse_traceparent,

@@ -37,11 +37,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from prometheus_client import CollectorRegistry
 
 from otel_bridge.bridge import make_resource
-from otel_bridge.exporters import OtlpSink
 from otel_bridge.server import BridgeServer
 from otel_bridge.settings import Settings
 from otel_bridge.simulator import Quirks, Simulator
 from otel_bridge.simulator.flows import customer_support_flow, financial_data_flow
+from otel_bridge.sinks.span_sinks import OtlpSink
 from support import _http
 from support.jaeger import JaegerServer, Span, TraceNotFoundError, decode_attributes, spans_of
 

@@ -11,13 +11,13 @@ import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
-from otel_bridge.exporters import MemorySink
-from otel_bridge.ids import root_span_id, run_trace_id
+from otel_bridge.core.ids import root_span_id, run_trace_id
+from otel_bridge.core.records import SpanRecord, StatusCode
 from otel_bridge.server import BridgeServer
 from otel_bridge.settings import Settings
 from otel_bridge.simulator import Quirks, Simulator
 from otel_bridge.simulator.flows import customer_support_flow
-from otel_bridge.spans import SpanRecord, StatusCode
+from otel_bridge.sinks.span_sinks import MemorySink
 
 FAST = {
     "port": 0,
@@ -71,7 +71,7 @@ class Rig:
         await self.sim.wait_run(flow, run, timeout=20)
         sub = self.server.bridge.subscriptions[(flow, run)]
         await asyncio.wait_for(sub.wait(), 20)
-        await asyncio.to_thread(self.server.bridge.pipeline.flush)
+        await asyncio.to_thread(self.server.bridge.router.flush)
         return [s for s in self.sink.records if s.run_name == run]
 
 
@@ -259,7 +259,7 @@ async def test_watchdog_closes_a_run_that_never_ends() -> None:
         await rig.sim.start_run(body)
         sub = rig.server.bridge.subscriptions[("Chain Flow", "silent_1")]
         await asyncio.wait_for(sub.wait(), 10)
-        await asyncio.to_thread(rig.server.bridge.pipeline.flush)
+        await asyncio.to_thread(rig.server.bridge.router.flush)
         root = next(s for s in rig.sink.records if s.kind == "run")
         assert root.attributes["cicd.pipeline.result"] == "timeout"
         assert root.attributes["lao.run.incomplete"] is True

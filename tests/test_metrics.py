@@ -10,20 +10,14 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 
+from helpers import Driver
 from otel_bridge import __version__
-from otel_bridge.exposition import encode
-from otel_bridge.ids import root_span_id, run_trace_id, task_span_id
-from otel_bridge.labels import OTHER, LabelGuard
-from otel_bridge.metrics import DURATION_BUCKETS, REJECT_REASONS, Metrics
-from otel_bridge.pipeline import Pipeline
-from otel_bridge.spans import (
-    EventDropped,
-    Result,
-    RunOpened,
-    SpanRecord,
-    StatusCode,
-)
-from otel_bridge.tracker import Tracker
+from otel_bridge.core.ids import root_span_id, run_trace_id, task_span_id
+from otel_bridge.core.outputs import EventDropped, RunOpened
+from otel_bridge.core.records import Result, SpanRecord, StatusCode
+from otel_bridge.sinks.exposition import encode
+from otel_bridge.sinks.labels import OTHER, LabelGuard
+from otel_bridge.sinks.metrics import DURATION_BUCKETS, REJECT_REASONS, Metrics
 
 T0 = 1_756_806_125.0
 NS = 1_000_000_000
@@ -151,7 +145,7 @@ def event(kind: str, flow: str, run: str, ts: float, **fields: Any) -> dict[str,
     return {"event_type": kind, "flow_name": flow, "run_name": run, "timestamp": ts, **fields}
 
 
-def feed(pipeline: Pipeline, events: Iterable[dict[str, Any]], lag_s: float = 0.2) -> None:
+def feed(pipeline: Driver, events: Iterable[dict[str, Any]], lag_s: float = 0.2) -> None:
     """Hand events to the pipeline, each received ``lag_s`` after its timestamp."""
     for item in events:
         received = int((float(item.get("timestamp", T0)) + lag_s) * NS)
@@ -621,9 +615,9 @@ def seed_like_runs() -> list[dict[str, Any]]:
 
 
 def test_pipeline_updates_every_contract_metric(registry: CollectorRegistry) -> None:
-    """Seed-like events through Tracker and Pipeline give the expected counts and durations."""
+    """Seed-like events through the engine and the router give the expected counts and durations."""
     metrics = Metrics(registry)
-    pipeline = Pipeline(Tracker(), metrics=metrics)
+    pipeline = Driver(metrics=metrics)
     feed(pipeline, seed_like_runs(), lag_s=0.2)
     cs, fin = "Customer_Support_Pipeline", "Financial_Data_Pipeline"
     assert value(registry, "lao_flow_runs_started_total", flow_name=cs) == 1
@@ -645,7 +639,7 @@ def test_pipeline_updates_every_contract_metric(registry: CollectorRegistry) -> 
 def test_pipeline_counts_duplicates_noise_and_rejected_frames(registry: CollectorRegistry) -> None:
     """Duplicates, noise and unusable frames are each counted with their reason."""
     metrics = Metrics(registry)
-    pipeline = Pipeline(Tracker(), metrics=metrics)
+    pipeline = Driver(metrics=metrics)
     start = event("flow_started", "F", "r", T0)
     feed(pipeline, [start, start])
     pipeline.handle_frame("connection established", flow_name="F", run_name="r", received_ns=0)
@@ -663,7 +657,7 @@ def test_pipeline_counts_duplicates_noise_and_rejected_frames(registry: Collecto
 def test_runs_closed_by_the_watchdog_count_as_timeout(registry: CollectorRegistry) -> None:
     """A run the bridge closes for inactivity is finished with result ``timeout``."""
     metrics = Metrics(registry)
-    pipeline = Pipeline(Tracker(), metrics=metrics)
+    pipeline = Driver(metrics=metrics)
     feed(pipeline, [event("flow_started", "F", "r", T0)])
     pipeline.expire(int((T0 + 3600) * NS), inactivity_ns=60 * NS)
     assert value(registry, "lao_flow_runs_total", flow_name="F", result="timeout") == 1

@@ -12,15 +12,16 @@ from prometheus_client.openmetrics import parser as openmetrics_parser
 from prometheus_client.parser import text_string_to_metric_families as text_families
 from test_metrics import run_span
 
-from otel_bridge.exposition import (
+from otel_bridge.core.ids import run_trace_id
+from otel_bridge.core.outputs import RunOpened
+from otel_bridge.core.records import Result
+from otel_bridge.sinks.exposition import (
     OPENMETRICS_CONTENT_TYPE,
     TEXT_CONTENT_TYPE,
     render,
     write_metrics_file,
 )
-from otel_bridge.ids import run_trace_id
-from otel_bridge.metrics import Metrics
-from otel_bridge.spans import Result, RunOpened
+from otel_bridge.sinks.metrics import Metrics
 
 # The OpenMetrics parser is untyped; this is its signature.
 parse_openmetrics: Callable[[str], Iterable[Metric]] = (

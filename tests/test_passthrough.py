@@ -17,11 +17,11 @@ from prometheus_client import CollectorRegistry
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from otel_bridge.exporters import MemorySink
 from otel_bridge.server import BridgeServer
 from otel_bridge.settings import Settings
 from otel_bridge.simulator import Quirks, Simulator
-from otel_bridge.subscription import run_url
+from otel_bridge.sinks.span_sinks import MemorySink
+from otel_bridge.sources.upstream import run_url
 
 FLOW = "Pass Flow"
 
@@ -105,7 +105,7 @@ async def test_fan_out_to_many_clients_over_one_upstream(rig: Rig) -> None:
         got = [f for f in frames if f.startswith("{")]
         assert [json.loads(f) for f in got] == [json.loads(s) for s in sent]
     assert rig.sim.hub(FLOW, run).connections == 1
-    await asyncio.to_thread(rig.server.bridge.pipeline.flush)
+    await asyncio.to_thread(rig.server.bridge.router.flush)
     spans = [s for s in rig.sink.records if s.run_name == run]
     assert sum(s.kind == "run" for s in spans) == 1 and sum(s.kind == "task" for s in spans) == 4
 
@@ -158,7 +158,7 @@ async def test_slow_client_is_cut_without_stalling_others(rig: Rig) -> None:
         )
         == 1
     )
-    await asyncio.to_thread(rig.server.bridge.pipeline.flush)
+    await asyncio.to_thread(rig.server.bridge.router.flush)
     assert sum(s.kind == "task" for s in rig.sink.records if s.run_name == run) == 60
 
 
@@ -207,5 +207,5 @@ async def test_seed_workflow_monitor_in_node_works_through_the_bridge(rig: Rig) 
     handled = [line["event_type"] for line in lines if "event_type" in line]
     assert handled == ["flow_started"] + ["task_started", "task_completed"] * 3 + ["flow_completed"]
     assert lines[-1] == {"closed": True}
-    await asyncio.to_thread(rig.server.bridge.pipeline.flush)
+    await asyncio.to_thread(rig.server.bridge.router.flush)
     assert sum(s.kind == "run" for s in rig.sink.records if s.run_name == run) == 1

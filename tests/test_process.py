@@ -12,8 +12,8 @@ from pathlib import Path
 import aiohttp
 
 from helpers import SEED_SECRETS
-from otel_bridge.otlp import spans_of
 from otel_bridge.simulator import Quirks, Simulator
+from otel_bridge.sinks.otlp import spans_of
 from support.ports import free_port
 
 

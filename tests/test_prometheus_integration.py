@@ -28,12 +28,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 from test_dashboards import RULES, alert_rules, dashboard_queries, substitute
 
-from otel_bridge.exporters import MemorySink
-from otel_bridge.ids import run_trace_id
-from otel_bridge.labels import OTHER
+from otel_bridge.core.ids import run_trace_id
 from otel_bridge.server import BridgeServer
 from otel_bridge.settings import Settings
 from otel_bridge.simulator import Quirks, Simulator
+from otel_bridge.sinks.labels import OTHER
+from otel_bridge.sinks.span_sinks import MemorySink
 from support.prometheus import PrometheusServer
 
 T = TypeVar("T")
@@ -143,9 +143,9 @@ class Scenario:
         ending = [run for run in runs if run.result != "in flight"]
         for run in ending:
             await self.sim.wait_run(run.flow_name, run.run_name, timeout=30)
-        tracker = self.bridge.bridge.tracker
+        engine = self.bridge.bridge.engine
         deadline = time.monotonic() + 15
-        while not all(tracker.is_closed(run.flow_name, run.run_name) for run in ending):
+        while not all(engine.is_closed(run.flow_name, run.run_name) for run in ending):
             assert time.monotonic() < deadline, "the bridge did not close every run"
             await asyncio.sleep(0.05)
 

@@ -11,8 +11,8 @@ import pytest
 from opentelemetry.sdk.resources import Resource
 
 from helpers import SEED_SECRETS, by_name, run_events, seed_events, span_dict
-from otel_bridge.exporters import FileSink
-from otel_bridge.redaction import (
+from otel_bridge.core.records import Result, SpanRecord
+from otel_bridge.core.redaction import (
     REDACTED,
     CaptureMode,
     PayloadPolicy,
@@ -21,7 +21,7 @@ from otel_bridge.redaction import (
     redact_text,
     truncate_utf8,
 )
-from otel_bridge.spans import Result, SpanRecord
+from otel_bridge.sinks.span_sinks import FileSink
 
 RESOURCE = Resource.create({"service.name": "otel-bridge-test"})
 

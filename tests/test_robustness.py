@@ -14,15 +14,14 @@ from prometheus_client import CollectorRegistry
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from otel_bridge.exporters import MemorySink
-from otel_bridge.metrics import Metrics
-from otel_bridge.pipeline import Pipeline
+from helpers import Driver
+from otel_bridge.core.records import SpanRecord
 from otel_bridge.server import BridgeServer
 from otel_bridge.settings import Settings
 from otel_bridge.simulator import Quirks, Simulator
-from otel_bridge.spans import SpanRecord
-from otel_bridge.subscription import run_url
-from otel_bridge.tracker import Tracker
+from otel_bridge.sinks.metrics import Metrics
+from otel_bridge.sinks.span_sinks import MemorySink
+from otel_bridge.sources.upstream import run_url
 from support.ports import free_port
 
 FAST = {"port": 0, "reconnect_initial_s": 0.05, "reconnect_max_s": 0.2, "terminal_grace_s": 0.05}
@@ -41,7 +40,7 @@ def poison_frames() -> list[str]:
 def test_poison_frames_do_not_touch_other_runs() -> None:
     """Lone surrogates and absurd durations are handled; a healthy run beside them is whole."""
     spans: list[SpanRecord] = []
-    pipeline = Pipeline(Tracker(), metrics=Metrics(CollectorRegistry()))
+    pipeline = Driver(metrics=Metrics(CollectorRegistry()))
     pipeline.listeners.append(lambda o: spans.append(o) if isinstance(o, SpanRecord) else None)
     healthy = [
         {"event_type": "flow_started", "timestamp": 1.0},
@@ -66,7 +65,7 @@ def test_a_failing_listener_does_not_stop_export() -> None:
     def broken(output: object) -> None:
         raise RuntimeError("listener bug")
 
-    pipeline = Pipeline(Tracker())
+    pipeline = Driver()
     pipeline.listeners.append(broken)
     pipeline.listeners.append(lambda o: sink_spans.append(o) if isinstance(o, SpanRecord) else None)
     pipeline.handle_frame(

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from otel_bridge.timestamps import MAX_NS, parse_timestamp, seconds_to_ns
+from otel_bridge.core.timestamps import MAX_NS, parse_timestamp, seconds_to_ns
 
 
 def test_seed_float_seconds_are_exact_to_the_microsecond() -> None:

@@ -15,18 +15,13 @@ from helpers import (
     seed_events,
     span_dict,
 )
-from otel_bridge.events import FlowStarted, classify_object
-from otel_bridge.ids import parse_traceparent
-from otel_bridge.redaction import REDACTED
-from otel_bridge.spans import (
-    EventDropped,
-    Result,
-    RunOpened,
-    SpanEvent,
-    SpanRecord,
-    StatusCode,
-)
-from otel_bridge.tracker import Tracker
+from otel_bridge.core.events import FlowStarted
+from otel_bridge.core.frames import classify_object
+from otel_bridge.core.ids import parse_traceparent
+from otel_bridge.core.outputs import EventDropped, RunOpened
+from otel_bridge.core.records import Result, SpanEvent, SpanRecord, StatusCode
+from otel_bridge.core.redaction import REDACTED
+from otel_bridge.core.tracker import Tracker
 
 CS_FLOW, CS_RUN = "Customer_Support_Pipeline", "ticket_78453"
 FIN_FLOW, FIN_RUN = "Financial_Data_Pipeline", "daily_batch_20240215"

@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 from opentelemetry.sdk.resources import Resource
 
 from helpers import feed_events, span_dict
-from otel_bridge.ids import root_span_id, run_trace_id
-from otel_bridge.otlp import spans_of, traces_data
-from otel_bridge.spans import Result, SpanRecord
-from otel_bridge.tracker import Tracker
+from otel_bridge.core.ids import root_span_id, run_trace_id
+from otel_bridge.core.records import Result, SpanRecord
+from otel_bridge.core.tracker import Tracker
+from otel_bridge.sinks.otlp import spans_of, traces_data
 
 T0 = 1756806125.0
 RESOURCE = Resource.create({"service.name": "otel-bridge-test"})

@@ -11,7 +11,7 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from otel_bridge.otlp import _hex_ids
+from otel_bridge.sinks.otlp import _hex_ids
 
 
 class _Store:

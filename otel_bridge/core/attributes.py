@@ -1,17 +1,17 @@
-"""Span names and attributes of the telemetry contract, built from event fields.
+"""Attribute values built from event fields: payloads, errors, agents, span events.
 
 Pure functions; every payload goes through the :class:`PayloadPolicy` (redaction, cap).
+The keys are the constants of :mod:`.semconv`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from otel_bridge.events import ErrorInfo
-from otel_bridge.redaction import PayloadPolicy
-from otel_bridge.spans import AttributeValue, SpanEvent
-
-TRUNCATED = "lao.payload.truncated"
+from otel_bridge.core import semconv as K
+from otel_bridge.core.events import ErrorInfo
+from otel_bridge.core.records import AttributeValue, SpanEvent
+from otel_bridge.core.redaction import PayloadPolicy
 
 
 def agent_id_of(task_input: Any) -> str | None:
@@ -34,16 +34,6 @@ def agent_name_of(task_input: Any) -> str | None:
     return None
 
 
-def task_span_name(task_name: str, agent_id: str | None) -> str:
-    """``invoke_agent {task}`` for agent calls, else ``execute_task {task}``."""
-    return f"invoke_agent {task_name}" if agent_id else f"execute_task {task_name}"
-
-
-def root_span_name(flow_name: str) -> str:
-    """Return the run's root span name."""
-    return f"invoke_workflow {flow_name}"
-
-
 def put_payload(
     attrs: dict[str, AttributeValue], key: str, value: Any, policy: PayloadPolicy
 ) -> None:
@@ -53,7 +43,7 @@ def put_payload(
         return
     attrs[key] = text
     if truncated:
-        attrs[TRUNCATED] = True
+        attrs[K.LAO_PAYLOAD_TRUNCATED] = True
 
 
 def put_error(
@@ -66,12 +56,12 @@ def put_error(
     nothing the error said is lost.
     """
     if error is None:
-        attrs["error.type"] = "_OTHER"
-        return "_OTHER", "error"
-    attrs["error.type"] = error.error_type
+        attrs[K.ERROR_TYPE] = K.ERROR_TYPE_OTHER
+        return K.ERROR_TYPE_OTHER, "error"
+    attrs[K.ERROR_TYPE] = error.error_type
     if error.code:
-        attrs["lao.error.code"] = error.code
-    put_payload(attrs, "lao.error.details", error_details(error), policy)
+        attrs[K.LAO_ERROR_CODE] = error.code
+    put_payload(attrs, K.LAO_ERROR_DETAILS, error_details(error), policy)
     return error.error_type, policy.text(error.description)
 
 
@@ -88,7 +78,7 @@ def error_details(error: ErrorInfo) -> Any:
 def exception_event(time_ns: int, error_type: str, message: str) -> SpanEvent:
     """Return the OpenTelemetry ``exception`` span event."""
     return SpanEvent(
-        "exception", time_ns, {"exception.type": error_type, "exception.message": message}
+        K.EXCEPTION_EVENT, time_ns, {K.EXCEPTION_TYPE: error_type, K.EXCEPTION_MESSAGE: message}
     )
 
 
@@ -96,11 +86,11 @@ def unknown_event(
     event_type: str, time_ns: int, fields: dict[str, Any], policy: PayloadPolicy
 ) -> SpanEvent:
     """Return a span event ``lao.event {event_type}`` for an undocumented event type."""
-    attrs: dict[str, AttributeValue] = {"lao.event.type": event_type}
-    for key in ("task_id", "task_name", "message"):
+    attrs: dict[str, AttributeValue] = {K.LAO_EVENT_TYPE: event_type}
+    for key in K.UNKNOWN_EVENT_FIELDS:
         value = fields.get(key)
         if isinstance(value, str):
-            attrs[f"lao.{key}"] = policy.text(value)
+            attrs[K.LAO_EVENT_FIELD_PREFIX + key] = policy.text(value)
     rest = {k: v for k, v in fields.items() if k not in ("event_type", "timestamp")}
-    put_payload(attrs, "lao.event.payload", rest, policy)
-    return SpanEvent(f"lao.event {event_type}", time_ns, attrs)
+    put_payload(attrs, K.LAO_EVENT_PAYLOAD, rest, policy)
+    return SpanEvent(K.unknown_event_name(event_type), time_ns, attrs)

@@ -1,6 +1,6 @@
-"""What the run tracker produces: finished span records and run lifecycle notices.
+"""Finished span records: what a run and its task executions become.
 
-Plain frozen data, no OpenTelemetry objects: the exporters turn a :class:`SpanRecord` into
+Plain frozen data, no OpenTelemetry objects: the sinks turn a :class:`SpanRecord` into
 whatever their wire format needs, and the metrics read the same records.
 """
 
@@ -77,34 +77,3 @@ class SpanRecord:
     def span_id_hex(self) -> str:
         """The span id as 16 lowercase hex digits."""
         return f"{self.span_id:016x}"
-
-
-@dataclass(frozen=True)
-class RunOpened:
-    """The tracker saw the first event of a run."""
-
-    flow_name: str
-    run_name: str
-    trace_id: int
-
-
-DropReason = Literal[
-    "duplicate",
-    "late_start",
-    "after_end",
-    "no_task_identity",
-    "root_events_full",
-]
-
-
-@dataclass(frozen=True)
-class EventDropped:
-    """An event the tracker did not use, and why (counted, logged, never silent)."""
-
-    flow_name: str
-    run_name: str
-    event_type: str
-    reason: DropReason
-
-
-TrackerOutput = SpanRecord | RunOpened | EventDropped

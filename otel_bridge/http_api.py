@@ -1,4 +1,4 @@
-"""The bridge's HTTP server: control API, health, /metrics (the pass-through socket joins it).
+"""The bridge's HTTP API: control API, health, /metrics; the pass-through socket joins it.
 
 - ``POST /v1/runs`` ``{"flow_name", "run_name", "traceparent"?}`` subscribes (201; 200 if
   already followed); ``GET /v1/runs`` lists; ``GET``/``DELETE /v1/runs/{flow}/{run}``.
@@ -7,50 +7,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hmac
 import json
-import unicodedata
-from collections.abc import Awaitable, Callable
-from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
-from otel_bridge.bridge import Bridge, RunConflict, TooManySubscriptions
-from otel_bridge.exposition import render
-from otel_bridge.ids import TraceParent, TraceParentError, parse_traceparent
-from otel_bridge.passthrough import ClientChannel, PassthroughMetrics
+from otel_bridge.bridge import Bridge
+from otel_bridge.core.ids import TraceParent, parse_traceparent
+from otel_bridge.errors import InvalidName, RunConflict, TooManySubscriptions, TraceParentError
+from otel_bridge.names import validate_name
+from otel_bridge.sinks.exposition import render
+from otel_bridge.sources.passthrough import Handler, PassthroughMetrics, passthrough_handler
 
-MAX_NAME_BYTES = 512
 BRIDGE_KEY: web.AppKey[Bridge] = web.AppKey("bridge", Bridge)
-PASSTHROUGH_KEY: web.AppKey[PassthroughMetrics] = web.AppKey("passthrough", PassthroughMetrics)
-
-
-class NameError_(ValueError):
-    """A flow or run name the bridge will not put into an upstream URL."""
-
-
-def validate_name(field: str, value: Any) -> str:
-    """Return a valid flow/run name or raise with a message saying what is wrong."""
-    if not isinstance(value, str):
-        raise NameError_(f"{field} must be a string")
-    if not value.strip():
-        raise NameError_(f"{field} must not be empty")
-    if len(value.encode("utf-8")) > MAX_NAME_BYTES:
-        raise NameError_(f"{field} is longer than {MAX_NAME_BYTES} bytes")
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in value):
-        raise NameError_(f"{field} contains control characters")
-    if value in (".", ".."):
-        raise NameError_(f"{field} must not be '.' or '..'")
-    return value
 
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @web.middleware
@@ -75,7 +48,7 @@ async def post_run(request: web.Request) -> web.Response:
     try:
         flow = validate_name("flow_name", body.get("flow_name"))
         run = validate_name("run_name", body.get("run_name"))
-    except NameError_ as exc:
+    except InvalidName as exc:
         return _error(400, str(exc))
     parent: TraceParent | None = None
     if body.get("traceparent") is not None:
@@ -87,10 +60,10 @@ async def post_run(request: web.Request) -> web.Response:
         return _error(503, "bridge is shutting down")
     try:
         sub, created = bridge.subscribe(flow, run, parent)
-    except RunConflict as exc:
-        return _error(409 if bridge.ready else 503, str(exc))
     except TooManySubscriptions as exc:
         return _error(429, str(exc))
+    except RunConflict as exc:
+        return _error(409 if bridge.ready else 503, str(exc))
     return web.json_response(sub.describe(), status=201 if created else 200)
 
 
@@ -137,52 +110,10 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
-async def passthrough(request: web.Request) -> web.StreamResponse:
-    """A LAO-compatible run socket: upstream frames fanned out, client frames forwarded."""
-    bridge = request.app[BRIDGE_KEY]
-    try:
-        flow = validate_name("flow_name", request.match_info["flow"])
-        run = validate_name("run_name", request.match_info["run"])
-    except NameError_ as exc:
-        return _error(400, str(exc))
-    if not bridge.ready:
-        return _error(503, "bridge is shutting down")
-    try:
-        sub, _ = bridge.subscribe(flow, run, relay=True)
-    except RunConflict as exc:
-        return _error(503, str(exc))
-    except TooManySubscriptions as exc:
-        return _error(429, str(exc))
-    ws = web.WebSocketResponse(heartbeat=bridge.settings.ws_ping_interval_s, compress=False)
-    client = ClientChannel(ws, bridge.settings.client_buffer_frames, request.app[PASSTHROUGH_KEY])
-    sub.attach(client)
-    try:
-        await ws.prepare(request)
-    except BaseException:
-        sub.detach(client)
-        raise
-    metrics = request.app[PASSTHROUGH_KEY]
-    metrics.clients.inc()
-    writer = asyncio.create_task(client.pump())
-    try:
-        async for message in ws:
-            if message.type == WSMsgType.TEXT:
-                sent = await sub.send_upstream(message.data)
-                metrics.forwarded.labels("sent" if sent else "upstream_down").inc()
-    finally:
-        sub.detach(client)
-        metrics.clients.dec()
-        writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await writer
-    return ws
-
-
 def build_app(bridge: Bridge) -> web.Application:
     """The aiohttp application of a bridge."""
     app = web.Application(middlewares=[_auth], client_max_size=64 * 1024)
     app[BRIDGE_KEY] = bridge
-    app[PASSTHROUGH_KEY] = PassthroughMetrics(bridge.registry)
     app.router.add_post("/v1/runs", post_run)
     app.router.add_get("/v1/runs", list_runs)
     app.router.add_get("/v1/runs/{flow}/{run}", get_run)
@@ -190,5 +121,6 @@ def build_app(bridge: Bridge) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    passthrough = passthrough_handler(bridge, PassthroughMetrics(bridge.registry))
     app.router.add_get("/ws/{flow}/{run}", passthrough)
     return app

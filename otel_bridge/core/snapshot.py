@@ -1,28 +1,24 @@
-"""Saving and restoring the tracker's open runs, so a replay split over invocations is one trace.
+"""The tracker's open runs as JSON-able data, and back: what ``--state`` files hold.
 
-``otel-bridge replay --state FILE`` loads the runs a previous invocation left open, replays,
-and saves what is still open (instead of closing it as incomplete). The format is JSON with
-a version number; a file of another version is refused with a clear error.
+:func:`snapshot` and :func:`restore` are pure; the drivers read and write the files
+(:mod:`otel_bridge.sources.replay`). The document carries a version number; one of another
+version is refused with a clear :class:`StateError`. Task inputs are redacted before they
+are saved: secrets never reach a state file.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
-from otel_bridge.ids import TraceParent
-from otel_bridge.redaction import redact
-from otel_bridge.spans import SpanEvent
-from otel_bridge.tracker import RunState, TaskState, Tracker
+from otel_bridge.core.errors import StateError
+from otel_bridge.core.ids import TraceParent
+from otel_bridge.core.records import SpanEvent
+from otel_bridge.core.redaction import redact
+from otel_bridge.core.run_state import RunKey, RunState, TaskState
+from otel_bridge.core.tracker import Tracker
 
 VERSION = 1
-
-
-class StateError(ValueError):
-    """A state file that cannot be used."""
 
 
 def _task(data: dict[str, Any]) -> TaskState:
@@ -99,39 +95,32 @@ def _run_from_json(data: dict[str, Any]) -> RunState:
     )
 
 
-def save_state(tracker: Tracker, path: str | Path) -> int:
-    """Write the tracker's open runs and remembered ended runs; return the open count."""
-    document = {
+def snapshot(tracker: Tracker) -> dict[str, Any]:
+    """The tracker's open runs and remembered ended runs, as a JSON-able document."""
+    return {
         "version": VERSION,
         "open_runs": [_run_to_json(run) for run in tracker.runs.values()],
         "closed_runs": [[f, r, f"{t:032x}"] for f, r, t in tracker.closed_runs()],
     }
-    target = Path(path)
-    tmp = target.with_name(target.name + ".tmp")
-    # Owner-only: the state holds task inputs (redacted, but still the user's data).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(json.dumps(document))
-    tmp.replace(target)
-    return len(tracker.runs)
 
 
-def load_state(tracker: Tracker, path: str | Path) -> int:
-    """Restore open runs saved by :func:`save_state`; return how many. Missing file: 0."""
-    source = Path(path)
-    if not source.exists():
-        return 0
+def restore(tracker: Tracker, document: Any) -> list[RunKey]:
+    """Restore a :func:`snapshot` into the tracker; return the runs it reopened.
+
+    Raise :class:`StateError` saying what is wrong with a document that cannot be used;
+    the tracker is then left as it was.
+    """
+    if not isinstance(document, dict):
+        raise StateError("state is not a JSON object")
+    if document.get("version") != VERSION:
+        raise StateError(f"state version {document.get('version')!r} unknown")
     try:
-        document = json.loads(source.read_text(encoding="utf-8"))
-        if document.get("version") != VERSION:
-            raise StateError(f"{source}: state version {document.get('version')!r} unknown")
-        for item in document["open_runs"]:
-            run = _run_from_json(item)
-            tracker.runs[(run.flow_name, run.run_name)] = run
-        for flow, run_name, trace_hex in document["closed_runs"]:
-            tracker.remember_closed_run(flow, run_name, int(trace_hex, 16))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        if isinstance(exc, StateError):
-            raise
-        raise StateError(f"{source}: not a usable state file ({exc})") from exc
-    return len(document["open_runs"])
+        runs = [_run_from_json(item) for item in document["open_runs"]]
+        closed = [(f, r, int(t, 16)) for f, r, t in document["closed_runs"]]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise StateError(f"not a usable state ({type(exc).__name__}: {exc})") from exc
+    for run in runs:
+        tracker.runs[run.key] = run
+    for flow, run_name, trace_id in closed:
+        tracker.remember_closed_run(flow, run_name, trace_id)
+    return [run.key for run in runs]

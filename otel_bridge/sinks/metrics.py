@@ -11,26 +11,39 @@ exporter's failure reasons) are created at zero before their first increment, so
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from otel_bridge import __version__
-from otel_bridge.events import KNOWN_EVENT_TYPES, Noise, Rejected
-from otel_bridge.labels import LabelGuard
-from otel_bridge.spans import DropReason, EventDropped, Result, RunOpened, SpanRecord, TrackerOutput
+from otel_bridge.core.events import KNOWN_EVENT_TYPES
+from otel_bridge.core.outputs import (
+    DropReason,
+    EventDropped,
+    EventReceived,
+    FrameIgnored,
+    FrameRejected,
+    InternalError,
+    NoiseReason,
+    Output,
+    RejectReason,
+    RunClosed,
+    RunOpened,
+)
+from otel_bridge.core.records import Result, SpanRecord
+from otel_bridge.sinks.labels import LabelGuard
+from otel_bridge.sources.states import SubscriptionState
 
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 EVENT_TYPES: tuple[str, ...] = KNOWN_EVENT_TYPES
 EVENT_TYPE_VALUES = (*EVENT_TYPES, "unknown")
-SUBSCRIPTION_STATES = ("pending", "connecting", "connected", "reconnecting", "done", "failed")
+SUBSCRIPTION_STATES = tuple(s.value for s in SubscriptionState)
 RUN_RESULTS = tuple(r.value for r in Result)
 TASK_RESULTS = (Result.SUCCESS.value, Result.FAILURE.value, Result.CANCELLATION.value)
-REJECT_REASONS: tuple[str, ...] = typing.get_args(typing.get_type_hints(Rejected)["reason"])
-NOISE_REASONS: tuple[str, ...] = typing.get_args(typing.get_type_hints(Noise)["reason"])
-DROP_REASONS: tuple[str, ...] = typing.get_args(DropReason)
+REJECT_REASONS = tuple(r.value for r in RejectReason)
+NOISE_REASONS = tuple(r.value for r in NoiseReason)
+DROP_REASONS = tuple(r.value for r in DropReason)
 SPAN_DROP_REASONS = ("queue_full", "shutdown", "shutdown_timeout")
 GUARDED_LABELS = ("flow_name", "task_name", "error_type")
 MAX_ERROR_TYPES = 100
@@ -241,26 +254,39 @@ class Metrics:
         """Count one event by type (the six documented types, else ``unknown``)."""
         self.events.labels(event_type if event_type in EVENT_TYPES else "unknown").inc()
 
-    def observe(self, output: TrackerOutput) -> None:
-        """Update the metrics for one tracker output."""
-        if isinstance(output, RunOpened):
-            flow = self._flow(output.flow_name)
-            self.runs_started.labels(flow).inc()
-            self.runs_active.labels(flow).inc()
-        elif isinstance(output, EventDropped):
-            self.events_dropped.labels(output.reason).inc()
-        elif output.kind == "run":
-            self._run_finished(output)
-        else:
-            self._task_finished(output)
+    def observe(self, output: Output) -> None:
+        """Update the metrics for one engine output."""
+        match output:
+            case SpanRecord(kind="run"):
+                self._run_finished(output.flow_name, output.result, output)
+            case SpanRecord():
+                self._task_finished(output)
+            case EventReceived():
+                self.event_received(output.event_type)
+                if output.lag_s is not None:
+                    self.event_lag.observe(output.lag_s)
+            case RunOpened():
+                flow = self._flow(output.flow_name)
+                self.runs_started.labels(flow).inc()
+                self.runs_active.labels(flow).inc()
+            case RunClosed(without_root=True):
+                self._run_finished(output.flow_name, output.result, None)
+            case EventDropped():
+                self.events_dropped.labels(output.reason).inc()
+            case FrameIgnored():
+                self.frames_ignored.labels(output.reason).inc()
+            case FrameRejected():
+                self.frames_rejected.labels(output.reason).inc()
+            case InternalError():
+                self.frames_rejected.labels(RejectReason.INTERNAL.value).inc()
 
-    def _run_finished(self, span: SpanRecord) -> None:
-        flow = self._flow(span.flow_name)
-        result = span.result.value
-        self.runs.labels(flow, result).inc()
-        self.run_duration.labels(flow, result).observe(
-            span.duration_s, exemplar={"trace_id": span.trace_id_hex}
-        )
+    def _run_finished(self, flow_name: str, result: Result, root: SpanRecord | None) -> None:
+        flow = self._flow(flow_name)
+        self.runs.labels(flow, result.value).inc()
+        if root is not None:
+            self.run_duration.labels(flow, result.value).observe(
+                root.duration_s, exemplar={"trace_id": root.trace_id_hex}
+            )
         self.runs_active.labels(flow).dec()
 
     def _task_finished(self, span: SpanRecord) -> None:

@@ -19,7 +19,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, TraceFlags
 from opentelemetry.trace import StatusCode as OtelStatusCode
 
 from otel_bridge import __version__
-from otel_bridge.spans import SpanRecord, StatusCode
+from otel_bridge.core.records import SpanRecord, StatusCode
 
 SCOPE = InstrumentationScope("otel_bridge", __version__)
 _STATUS = {

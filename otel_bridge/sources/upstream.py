@@ -20,21 +20,25 @@ from urllib.parse import quote
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from otel_bridge.backoff import backoff
-from otel_bridge.events import Noise, Rejected
-from otel_bridge.passthrough import ClientChannel
-from otel_bridge.pipeline import Pipeline
-from otel_bridge.redaction import redact_text
+from otel_bridge.core.engine import Engine, is_fresh_event
+from otel_bridge.core.outputs import Output
+from otel_bridge.core.records import Result
+from otel_bridge.core.redaction import redact_text
 from otel_bridge.settings import Settings
-from otel_bridge.spans import Result
+from otel_bridge.sinks.router import Router
+from otel_bridge.sources.backoff import backoff
+from otel_bridge.sources.passthrough import ClientChannel
+from otel_bridge.sources.states import ConnectOutcome, SubscriptionState
 
 log = logging.getLogger(__name__)
 
 APP_PING = '{"type":"ping"}'
 MAX_FRAME_BYTES = 16 * 1024 * 1024
 # Handshake answers that retrying will not fix.
-CLOSED_NORMALLY = "closed by the server"
 FATAL_STATUS = frozenset({400, 401, 403, 405, 410})
+# Once the run has started, a 404 means the run socket is gone too: LAO has no replay, so
+# nothing more of this run will come; the run is closed at once instead of by the watchdog.
+FATAL_STATUS_AFTER_START = FATAL_STATUS | {404}
 
 
 def run_url(base_url: str, flow_name: str, run_name: str) -> str:
@@ -54,14 +58,15 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 class Subscription:
-    """Follows one run's socket and feeds its frames to the pipeline."""
+    """Follows one run's socket and feeds its frames to the engine, its outputs to the router."""
 
     def __init__(
         self,
         flow_name: str,
         run_name: str,
         settings: Settings,
-        pipeline: Pipeline,
+        engine: Engine,
+        router: Router,
         on_state: Callable[[Subscription], None] = lambda s: None,
         *,
         relay_only: bool = False,
@@ -69,13 +74,14 @@ class Subscription:
         self.flow_name = flow_name
         self.run_name = run_name
         self.settings = settings
-        self.pipeline = pipeline
+        self.engine = engine
+        self.router = router
         self.url = run_url(settings.upstream_url, flow_name, run_name)
-        self.state = "pending"
+        self.state = SubscriptionState.PENDING
         self.error: str | None = None
         self.connects = 0
         self.frames = 0
-        self.events = 0  # frames that were LAO events (not greetings or keepalives)
+        self.events = 0  # new LAO events (not greetings, keepalives, resends or rejects)
         self.created_at = time.time()
         self.ended = asyncio.Event()
         self._on_state = on_state
@@ -106,7 +112,7 @@ class Subscription:
 
     def describe(self) -> dict[str, object]:
         """A JSON-able summary for ``GET /v1/runs``."""
-        trace_id = self.pipeline.tracker.trace_id_of(self.flow_name, self.run_name)
+        trace_id = self.engine.trace_id_of(self.flow_name, self.run_name)
         return {
             "flow_name": self.flow_name,
             "run_name": self.run_name,
@@ -118,7 +124,12 @@ class Subscription:
             "error": redact_text(self.error) if self.error else None,
         }
 
-    def _set_state(self, state: str) -> None:
+    @property
+    def active(self) -> bool:
+        """Still following (or trying to follow) the run."""
+        return self.state.active
+
+    def _set_state(self, state: SubscriptionState) -> None:
         if state != self.state:
             self.state = state
             self._on_state(self)
@@ -133,15 +144,20 @@ class Subscription:
         failing_since: float | None = None
         try:
             while not self._finished():
-                self._set_state("connecting" if self.connects == 0 else "reconnecting")
+                self._set_state(
+                    SubscriptionState.CONNECTING
+                    if self.connects == 0
+                    else SubscriptionState.RECONNECTING
+                )
                 started = time.monotonic()
                 events_before = self.events
-                reason = await self._connect_once()
-                if self._finished() or (reason == CLOSED_NORMALLY and self.ended.is_set()):
+                outcome = await self._connect_once()
+                if self._finished() or (outcome is ConnectOutcome.CLOSED and self.ended.is_set()):
                     break
-                if reason is None:  # fatal, already logged
-                    self._set_state("failed")
+                if outcome is ConnectOutcome.FATAL:  # already logged
+                    self._refused()
                     return
+                reason = self.error or "closed by the server"
                 # A connection counts as healthy (and resets the backoff) only when it carried
                 # events or stayed up a while: a server that accepts, greets (LAO greets every
                 # connection) then drops at once must not make the bridge reconnect at full
@@ -154,13 +170,13 @@ class Subscription:
                     delays = backoff(
                         self.settings.reconnect_initial_s, self.settings.reconnect_max_s
                     )
-                self._set_state("reconnecting")
+                self._set_state(SubscriptionState.RECONNECTING)
                 if time.monotonic() - failing_since >= self.settings.give_up_after_s:
                     self._give_up(reason)
                     return
                 delay = next(delays)
-                if self.pipeline.metrics:
-                    self.pipeline.metrics.reconnects.inc()
+                if self.router.metrics is not None:
+                    self.router.metrics.reconnects.inc()
                 log.warning(
                     "upstream lost, reconnecting",
                     extra={"url": self.display_url, "reason": reason, "delay_s": round(delay, 2)},
@@ -169,8 +185,8 @@ class Subscription:
                     await asyncio.wait_for(self._wake.wait(), delay)
                 self._wake.clear()
         finally:
-            if self.state != "failed":
-                self._set_state("done")
+            if self.state is not SubscriptionState.FAILED:
+                self._set_state(SubscriptionState.DONE)
             for client in tuple(self.clients):
                 client.finish()
 
@@ -179,11 +195,23 @@ class Subscription:
         log.error(
             "upstream unreachable, giving up", extra={"url": self.display_url, "reason": reason}
         )
-        self.pipeline.close_run(self.flow_name, self.run_name, Result.TIMEOUT)
-        self._set_state("failed")
+        self.router.emit(self.engine.close_run(self.flow_name, self.run_name, Result.TIMEOUT))
+        self._set_state(SubscriptionState.FAILED)
 
-    async def _connect_once(self) -> str | None:
-        """One connection; return why it ended (None when retrying is pointless)."""
+    def _refused(self) -> None:
+        """Upstream refused us for good: a run already under way ends now, with the reason."""
+        if self.engine.is_open(self.flow_name, self.run_name):
+            reason = f"upstream refused the subscription: {self.error}"
+            outputs = self.engine.close_run(self.flow_name, self.run_name, Result.TIMEOUT, reason)
+            self.router.emit(outputs)
+        self._set_state(SubscriptionState.FAILED)
+
+    def _fatal_status(self) -> frozenset[int]:
+        started = self.events > 0 or self.engine.is_open(self.flow_name, self.run_name)
+        return FATAL_STATUS_AFTER_START if started else FATAL_STATUS
+
+    async def _connect_once(self) -> ConnectOutcome:
+        """One connection; return how it ended (``self.error`` says why, if abnormally)."""
         try:
             async with connect(
                 self.url,
@@ -198,50 +226,48 @@ class Subscription:
             ) as ws:
                 self._ws = ws
                 if self._finished():  # stopped or ended during the handshake
-                    return CLOSED_NORMALLY
+                    return ConnectOutcome.CLOSED
                 self.connects += 1
                 self.error = None
-                self._set_state("connected")
+                self._set_state(SubscriptionState.CONNECTED)
                 log.info("upstream connected", extra={"url": self.display_url})
                 await self._read(ws)
-                return CLOSED_NORMALLY
+                return ConnectOutcome.CLOSED
         except InvalidStatus as exc:
             status = exc.response.status_code
             self.error = f"upstream answered HTTP {status}"
-            if status in FATAL_STATUS:
+            if status in self._fatal_status():
                 log.error(
                     "upstream refused the subscription",
                     extra={"url": self.display_url, "status": status},
                 )
-                return None
-            return self.error
+                return ConnectOutcome.FATAL
+            return ConnectOutcome.RETRY
         except InvalidURI as exc:
             self.error = f"invalid upstream URL: {exc}"
             log.error("invalid upstream URL", extra={"url": self.display_url})
-            return None
+            return ConnectOutcome.FATAL
         except ConnectionClosed as exc:
             self.error = f"connection closed: {exc}"
-            return self.error
+            return ConnectOutcome.RETRY
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             self.error = f"{type(exc).__name__}: {exc}"
-            return self.error
+            return ConnectOutcome.RETRY
         finally:
             self._ws = None
 
     async def _read(self, ws: ClientConnection) -> None:
-        """Feed every frame to the pipeline; an abnormal close raises ConnectionClosed."""
+        """Feed every frame to the engine; an abnormal close raises ConnectionClosed."""
         pinger = asyncio.create_task(self._app_pings(ws))
         try:
             async for message in ws:
                 self.frames += 1
                 try:
-                    frame = self.pipeline.handle_frame(
-                        message,
-                        flow_name=self.flow_name,
-                        run_name=self.run_name,
-                        received_ns=time.time_ns(),
+                    outputs: list[Output] = self.engine.receive(
+                        message, run=self.key, received_ns=time.time_ns()
                     )
-                    if not isinstance(frame, Noise | Rejected):
+                    self.router.emit(outputs)
+                    if is_fresh_event(outputs):
                         self.events += 1
                 except Exception:  # never let one frame end the subscription
                     log.exception("frame could not be handled", extra={"url": self.display_url})

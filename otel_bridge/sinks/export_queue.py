@@ -14,8 +14,8 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Protocol
 
-from otel_bridge.exporters import SpanSink
-from otel_bridge.spans import SpanRecord
+from otel_bridge.core.records import SpanRecord
+from otel_bridge.sinks.span_sinks import SpanSink
 
 log = logging.getLogger(__name__)
 DROP_LOG_INTERVAL_S = 10.0

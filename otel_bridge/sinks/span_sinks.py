@@ -16,12 +16,9 @@ from typing import IO, Protocol
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from otel_bridge.otlp import to_readable_span, traces_data
-from otel_bridge.spans import SpanRecord
-
-
-class ExportError(RuntimeError):
-    """Spans that a sink could not deliver."""
+from otel_bridge.core.records import SpanRecord
+from otel_bridge.errors import ExportError
+from otel_bridge.sinks.otlp import to_readable_span, traces_data
 
 
 class SpanSink(Protocol):

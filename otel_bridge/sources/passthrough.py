@@ -16,9 +16,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from otel_bridge.errors import InvalidName, RunConflict, TooManySubscriptions
+from otel_bridge.names import validate_name
+
+if TYPE_CHECKING:  # the bridge imports this module (its subscriptions fan out to clients)
+    from otel_bridge.bridge import Bridge
 
 log = logging.getLogger(__name__)
 
@@ -95,3 +103,54 @@ class ClientChannel:
                     await self.ws.send_str(str(frame))
             except (ConnectionError, RuntimeError):
                 return
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def passthrough_handler(bridge: Bridge, metrics: PassthroughMetrics) -> Handler:
+    """The ``GET /ws/{flow}/{run}`` handler: a LAO-compatible run socket on the bridge."""
+
+    async def passthrough(request: web.Request) -> web.StreamResponse:
+        """Upstream frames fanned out to this client; its text frames forwarded upstream."""
+        try:
+            flow = validate_name("flow_name", request.match_info["flow"])
+            run = validate_name("run_name", request.match_info["run"])
+        except InvalidName as exc:
+            return _error(400, str(exc))
+        if not bridge.ready:
+            return _error(503, "bridge is shutting down")
+        try:
+            sub, _ = bridge.subscribe(flow, run, relay=True)
+        except TooManySubscriptions as exc:
+            return _error(429, str(exc))
+        except RunConflict as exc:
+            return _error(503, str(exc))
+        ws = web.WebSocketResponse(heartbeat=bridge.settings.ws_ping_interval_s, compress=False)
+        client = ClientChannel(ws, bridge.settings.client_buffer_frames, metrics)
+        sub.attach(client)
+        try:
+            await ws.prepare(request)
+        except BaseException:
+            sub.detach(client)
+            raise
+        metrics.clients.inc()
+        writer = asyncio.create_task(client.pump())
+        try:
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    sent = await sub.send_upstream(message.data)
+                    metrics.forwarded.labels("sent" if sent else "upstream_down").inc()
+        finally:
+            sub.detach(client)
+            metrics.clients.dec()
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+        return ws
+
+    return passthrough

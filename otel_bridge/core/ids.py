@@ -14,6 +14,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from otel_bridge.core.errors import TraceParentError
+
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
 
 
@@ -52,10 +54,6 @@ class TraceParent:
     def __str__(self) -> str:
         flags = "01" if self.sampled else "00"
         return f"00-{self.trace_id:032x}-{self.span_id:016x}-{flags}"
-
-
-class TraceParentError(ValueError):
-    """A traceparent value that is not a valid W3C trace context."""
 
 
 def parse_traceparent(value: str) -> TraceParent:

@@ -1,0 +1,146 @@
+"""Where frames become events: the classification of raw WebSocket frames.
+
+A frame is one WebSocket message as received. :func:`classify_frame` turns it into one of
+
+- an event of :mod:`.events` (the six documented types, or :class:`UnknownEvent`),
+- :class:`Noise` (greetings, ``Echoing:`` echoes, keepalive/ping/pong, plain text), ignored,
+- :class:`Rejected` (not usable: broken JSON, not an object, no event type), counted.
+
+The size limit counts UTF-8 bytes; JSON nested deeper than :data:`MAX_PAYLOAD_DEPTH` is cut
+there (the event is kept); lone UTF-16 surrogates are replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from pydantic import ValidationError
+
+from otel_bridge.core.events import EVENT_ADAPTER, TrackedEvent
+from otel_bridge.core.outputs import FrameIgnored, FrameRejected, NoiseReason, RejectReason
+
+NOISE_EVENT_TYPES = frozenset({"keepalive", "ping", "pong", "heartbeat"})
+_LONE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+MAX_FRAME_BYTES = 16 * 1024 * 1024
+# JSON nested deeper than this is cut (the deeper value becomes DEPTH_CUT): redaction,
+# serialisation and pydantic all recurse, and a legal frame may nest ~1000 levels.
+MAX_PAYLOAD_DEPTH = 64
+DEPTH_CUT = "[nested too deep]"
+
+
+# A frame's classification is the engine's notice about it (the preview is added there).
+Noise = FrameIgnored
+Rejected = FrameRejected
+Frame = TrackedEvent | Noise | Rejected
+
+
+def _text_noise(text: str) -> Noise:
+    lowered = text.lower()
+    if lowered.startswith("echoing:"):
+        return Noise(NoiseReason.ECHO)
+    if "connection established" in lowered or lowered.startswith("connected"):
+        return Noise(NoiseReason.GREETING)
+    return Noise(NoiseReason.TEXT)
+
+
+def _frame_size(frame: str | bytes) -> int:
+    """Return the frame's size in bytes (UTF-8 for text), computed only when it could matter."""
+    if isinstance(frame, str) and MAX_FRAME_BYTES // 4 < len(frame) <= MAX_FRAME_BYTES:
+        return len(frame.encode("utf-8", errors="surrogatepass"))
+    return len(frame)
+
+
+def classify_frame(frame: str | bytes) -> Frame:
+    """Classify one received WebSocket frame."""
+    size = _frame_size(frame)
+    if size > MAX_FRAME_BYTES:
+        return Rejected(RejectReason.TOO_LARGE, f"{size} bytes")
+    if isinstance(frame, bytes):
+        try:
+            frame = frame.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return Rejected(RejectReason.NOT_UTF8, str(exc))
+    text = frame.strip()
+    if not text.startswith(("{", "[")):
+        return _text_noise(text)
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        return Rejected(RejectReason.INVALID_JSON, str(exc)[:200])
+    if _LONE_SURROGATE.search(text):
+        # Cut first: the scrub recurses, and valid JSON may nest deeper than the stack.
+        if isinstance(data, dict | list) and _depth_exceeds(data, MAX_PAYLOAD_DEPTH):
+            data = _cut_depth(data, MAX_PAYLOAD_DEPTH)
+        data = _scrub_surrogates(data)
+    return classify_object(data)
+
+
+def _scrub_surrogates(value: Any) -> Any:
+    """Replace lone UTF-16 surrogates (valid JSON escapes, invalid text) in every string."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_scrub_surrogates(k): _scrub_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub_surrogates(v) for v in value]
+    return value
+
+
+def classify_object(data: Any) -> Frame:
+    """Classify an already decoded JSON value (a recorded frame, a test's dict)."""
+    if not isinstance(data, dict):
+        return Rejected(RejectReason.NOT_AN_OBJECT, type(data).__name__)
+    kind = data.get("event_type")
+    if kind is None:
+        return _untyped_noise(data)
+    if not isinstance(kind, str) or not kind:
+        return Rejected(RejectReason.NO_EVENT_TYPE, f"event_type is {kind!r}")
+    if kind.lower() in NOISE_EVENT_TYPES:
+        return Noise(NoiseReason.KEEPALIVE)
+    if _depth_exceeds(data, MAX_PAYLOAD_DEPTH):
+        data = _cut_depth(data, MAX_PAYLOAD_DEPTH)
+    try:
+        return EVENT_ADAPTER.validate_python(data)
+    except ValidationError as exc:  # pragma: no cover - every field is tolerant
+        return Rejected(RejectReason.INVALID, str(exc)[:200])
+
+
+def _untyped_noise(data: dict[str, Any]) -> Frame:
+    kind = data.get("type")
+    if isinstance(kind, str) and kind.lower() in NOISE_EVENT_TYPES:
+        return Noise(NoiseReason.KEEPALIVE)
+    message = data.get("message")
+    if isinstance(message, str) and message.lower().startswith("echoing:"):
+        return Noise(NoiseReason.ECHO)
+    if kind == "system":
+        return Noise(NoiseReason.SYSTEM)
+    if isinstance(message, str) and len(data) <= 2:
+        return _text_noise(message)
+    return Rejected(RejectReason.NO_EVENT_TYPE, "object without event_type")
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Tell, without recursing, whether dicts/lists nest deeper than ``limit`` levels."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth >= limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def _cut_depth(value: Any, levels: int) -> Any:
+    """Copy ``value``, replacing containers nested deeper than ``levels`` by DEPTH_CUT."""
+    if not isinstance(value, dict | list):
+        return value
+    if levels <= 0:
+        return DEPTH_CUT
+    if isinstance(value, dict):
+        return {k: _cut_depth(v, levels - 1) for k, v in value.items()}
+    return [_cut_depth(v, levels - 1) for v in value]

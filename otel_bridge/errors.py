@@ -1,0 +1,53 @@
+"""Every exception otel-bridge raises on purpose, under one root.
+
+::
+
+    BridgeError                      anything otel-bridge raises on purpose
+    ├── SettingsError (ValueError)   a setting with a bad value; the CLI exits 2 with it
+    ├── StateError (ValueError)      saved state of another version, or damaged
+    ├── TraceParentError (ValueError)  a traceparent that is not W3C trace context
+    ├── InvalidName (ValueError)     a flow/run name the bridge will not put in a URL
+    ├── RunConflict                  the run already ended, or the bridge is stopping
+    │   └── TooManySubscriptions     ``max_subscriptions`` runs are followed already
+    └── ExportError (RuntimeError)   spans a sink could not deliver (counted, logged)
+
+The core's own (:class:`StateError`, :class:`TraceParentError`) live in
+:mod:`otel_bridge.core.errors`, since ``core/`` imports nothing outside itself.
+Errors of the libraries underneath (aiohttp, websockets, grpc) are caught at the edges
+and become one of these, a log line and a counter, or an HTTP answer.
+"""
+
+from __future__ import annotations
+
+from otel_bridge.core.errors import BridgeError, StateError, TraceParentError
+
+__all__ = [
+    "BridgeError",
+    "ExportError",
+    "InvalidName",
+    "RunConflict",
+    "SettingsError",
+    "StateError",
+    "TooManySubscriptions",
+    "TraceParentError",
+]
+
+
+class SettingsError(BridgeError, ValueError):
+    """A setting with a bad value; the message names the setting and its source."""
+
+
+class InvalidName(BridgeError, ValueError):
+    """A flow or run name the bridge will not put into an upstream URL."""
+
+
+class RunConflict(BridgeError):
+    """A run that cannot be subscribed (it already ended, or the bridge is stopping)."""
+
+
+class TooManySubscriptions(RunConflict):
+    """``max_subscriptions`` runs are followed already."""
+
+
+class ExportError(BridgeError, RuntimeError):
+    """Spans that a sink could not deliver."""

@@ -1,0 +1,1 @@
+"""Where the engine's outputs go: export queues, OTLP, files, Prometheus metrics."""

@@ -1,0 +1,88 @@
+"""Where the engine's outputs go: export queues, metrics, logs and listeners, each isolated.
+
+Every driver is ``router.emit(engine.receive(...))``. Span records go to every export queue;
+every output updates the metrics; notices are logged (rejected frames and internal errors at
+warning/error, drops at debug); listeners (the bridge, the demo, tests) are told each
+output. A listener's bug never stops export or metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+
+from otel_bridge.core.outputs import (
+    EventDropped,
+    FrameRejected,
+    InternalError,
+    Output,
+)
+from otel_bridge.core.records import SpanRecord
+from otel_bridge.sinks.export_queue import ExportQueue
+from otel_bridge.sinks.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+OutputListener = Callable[[Output], None]
+
+
+class Router:
+    """Outputs in; spans to every export queue, metrics updated, listeners told."""
+
+    def __init__(self, queues: Sequence[ExportQueue] = (), metrics: Metrics | None = None) -> None:
+        self.queues = list(queues)
+        self.metrics = metrics
+        self.listeners: list[OutputListener] = []
+
+    def emit(self, outputs: Iterable[Output]) -> None:
+        """Export finished spans, update metrics, log notices and tell listeners."""
+        for output in outputs:
+            if isinstance(output, SpanRecord):
+                for queue in self.queues:
+                    queue.submit(output)
+            else:
+                _log(output)
+            if self.metrics is not None:
+                self.metrics.observe(output)
+            for listener in self.listeners:
+                try:
+                    listener(output)
+                except Exception:  # a listener's bug must not stop export or metrics
+                    log.exception("output listener failed")
+
+    def flush(self, timeout_s: float = 30.0) -> bool:
+        """Wait for every export queue to hand its spans over."""
+        return all(queue.flush(timeout_s) for queue in self.queues)
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Drain and stop every export queue."""
+        for queue in self.queues:
+            queue.close(timeout_s)
+
+
+def _log(output: Output) -> None:
+    if isinstance(output, FrameRejected):
+        log.warning(
+            "frame rejected",
+            extra={"reason": output.reason, "detail": output.detail, "frame": output.preview},
+        )
+    elif isinstance(output, InternalError):
+        log.error(
+            "event could not be processed; skipped",
+            exc_info=output.error,
+            extra={
+                "flow_name": output.flow_name,
+                "run_name": output.run_name,
+                "event_type": output.stage,
+            },
+        )
+    elif isinstance(output, EventDropped) and log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "event dropped",
+            extra={
+                "flow_name": output.flow_name,
+                "run_name": output.run_name,
+                "event_type": output.event_type,
+                "reason": output.reason,
+            },
+        )

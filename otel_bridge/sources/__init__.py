@@ -1,0 +1,1 @@
+"""Where frames come from: live run sockets, the pass-through socket, recorded files."""
