@@ -9,7 +9,9 @@
     ├── InvalidName (ValueError)     a flow/run name the bridge will not put in a URL
     ├── RunConflict                  the run already ended, or the bridge is stopping
     │   └── TooManySubscriptions     ``max_subscriptions`` runs are followed already
-    └── ExportError (RuntimeError)   spans a sink could not deliver (counted, logged)
+    ├── ExportError (RuntimeError)   spans a sink could not deliver (counted, logged)
+    └── FlowError (ValueError)       a run-dag body the LAO simulator refuses (HTTP 422);
+                                     otel_bridge.simulator.FlowError, not the flow_error event
 
 The core's own (:class:`StateError`, :class:`TraceParentError`) live in
 :mod:`otel_bridge.core.errors`, since ``core/`` imports nothing outside itself.

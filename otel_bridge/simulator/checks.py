@@ -6,13 +6,15 @@ import math
 import re
 from typing import Any
 
+from otel_bridge.errors import BridgeError
+
 JSON = dict[str, Any]
 
 ROUTE = re.compile(r"""^\s*route\s*==\s*(['"])(.*)\1\s*$""")
 
 
-class FlowError(ValueError):
-    """A run-dag body that cannot be run; the message says why."""
+class FlowError(BridgeError, ValueError):
+    """A run-dag body that cannot be run; the message says why (the simulator answers 422)."""
 
 
 def require_name(value: object, where: str) -> str:

@@ -131,6 +131,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="chance per task of an undocumented task_progress event",
     )
+    quirks.add_argument(
+        "--resend-history",
+        action="store_true",
+        help="a new socket first gets every event the run already sent (resends old events)",
+    )
+    quirks.add_argument(
+        "--refuse-reconnects",
+        type=int,
+        default=None,
+        metavar="STATUS",
+        help="answer every connection of a run socket after its first with this HTTP status",
+    )
 
 
 def quirks_from_args(args: argparse.Namespace) -> Quirks:
@@ -161,6 +173,10 @@ def quirks_from_args(args: argparse.Namespace) -> Quirks:
         changes["close_after_terminal"] = args.close_after if args.close_after >= 0 else None
     if args.unknown_events is not None:
         changes["unknown_events"] = args.unknown_events
+    if args.resend_history:
+        changes["resend_history"] = True
+    if args.refuse_reconnects is not None:
+        changes["refuse_reconnects"] = args.refuse_reconnects
     fields = {**base.__dict__, **changes}
     return Quirks(**fields)
 

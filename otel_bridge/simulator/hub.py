@@ -1,7 +1,9 @@
 """Per-run broadcast of events to the sockets subscribed to ``/ws/{flow}/{run}``.
 
 There is no replay: a subscriber gets only what is published after it subscribed, so
-events published while nobody listens are lost, as on the real socket.
+events published while nobody listens are lost, as on the real socket. The quirk
+``resend_history`` asks for the opposite: what was published is kept (up to
+:data:`MAX_HISTORY` events) and queued first for every new subscriber.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from otel_bridge.simulator.flow import JSON
+
+MAX_HISTORY = 10_000
 
 
 @dataclass(eq=False)
@@ -28,6 +32,7 @@ class Hub:
         self.flow_name = flow_name
         self.run_name = run_name
         self.connections = 0
+        self.history: list[JSON] = []
         self._subscribers: list[Subscriber] = []
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
 
@@ -36,9 +41,15 @@ class Hub:
         """How many sockets are subscribed right now."""
         return len(self._subscribers)
 
-    def subscribe(self) -> Subscriber:
-        """Add a subscriber that receives every event published from now on."""
+    def subscribe(self, *, resend: bool = False) -> Subscriber:
+        """Add a subscriber that receives every event published from now on.
+
+        With ``resend`` it first gets every event published before (the history).
+        """
         subscriber = Subscriber(self.connections)
+        if resend:
+            for event in self.history:
+                subscriber.queue.put_nowait(event)
         self.connections += 1
         self._subscribers.append(subscriber)
         self._notify()
@@ -52,6 +63,8 @@ class Hub:
 
     def publish(self, event: JSON) -> None:
         """Queue ``event`` for every current subscriber."""
+        if len(self.history) < MAX_HISTORY:
+            self.history.append(event)
         for subscriber in self._subscribers:
             subscriber.queue.put_nowait(event)
 

@@ -49,6 +49,11 @@ class Quirks:
     - ``close_after_terminal``: seconds after a terminal event before the server closes the
       socket with 1000; None keeps it open.
     - ``unknown_events``: chance per task of an undocumented ``task_progress`` event mid-task.
+    - ``resend_history``: a new connection first gets every event the run socket already
+      sent (a server that buffers per run and resends; suspected, never seen documented).
+      With ``disconnect_after`` it makes a server that resends old events and drops.
+    - ``refuse_reconnects``: an HTTP status (403, 404, 410, ...) answered to every
+      connection of a run socket after its first, as a server does whose run socket is gone.
     """
 
     greeting: GreetingMode = "alternate"
@@ -66,6 +71,8 @@ class Quirks:
     stall_connections: int = 1
     close_after_terminal: float | None = 0.5
     unknown_events: float = 0.0
+    resend_history: bool = False
+    refuse_reconnects: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("noise_probability", "duplicate_events", "unknown_events"):
@@ -80,6 +87,10 @@ class Quirks:
             seconds = getattr(self, name)
             if seconds is not None and seconds < 0:
                 raise ValueError(f"{name} must be seconds >= 0, not {seconds}")
+        if self.refuse_reconnects is not None and not 400 <= self.refuse_reconnects <= 599:
+            raise ValueError(
+                f"refuse_reconnects must be an HTTP error status, not {self.refuse_reconnects}"
+            )
         if self.keepalive_interval == 0:
             raise ValueError("keepalive_interval must be positive, or None for no keepalives")
         if self.greeting not in ("alternate", "text", "json", "off"):

@@ -115,13 +115,17 @@ class _Routes:
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
-    async def run_socket(self, request: web.Request) -> web.WebSocketResponse:
+    async def run_socket(self, request: web.Request) -> web.StreamResponse:
         control = self._control
         hub = control.hub(request.match_info["flow_name"], request.match_info["run_name"])
+        refuse = control.quirks.refuse_reconnects
+        if refuse is not None and hub.connections > 0:
+            hub.connections += 1
+            return web.Response(status=refuse, text="run socket gone")
         ws = web.WebSocketResponse(autoping=False)
         # Subscribe before the handshake completes: a client whose connect() returned
         # is sure to get every event published afterwards.
-        subscriber = hub.subscribe()
+        subscriber = hub.subscribe(resend=control.quirks.resend_history)
         session: Session | None = None
         try:
             await ws.prepare(request)
