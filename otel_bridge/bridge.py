@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry
 
-from otel_bridge.core.engine import Engine
+from otel_bridge.core.engine import Engine, Limits
 from otel_bridge.core.ids import TraceParent
 from otel_bridge.core.outputs import Output, RunClosed
 from otel_bridge.core.records import Result
@@ -81,7 +81,13 @@ class Bridge:
         for queue in self.queues:
             self.metrics.register_exporter(queue.sink.name)
         policy = PayloadPolicy(settings.capture, settings.max_payload_bytes)
-        self.engine = Engine(policy)
+        limits = Limits(
+            max_frame_bytes=settings.max_frame_bytes,
+            max_open_tasks=settings.max_open_tasks,
+            max_past_s=settings.timestamp_max_age_s,
+            max_future_s=settings.timestamp_max_skew_s,
+        )
+        self.engine = Engine(policy, limits)
         self.router = Router(self.queues, self.metrics)
         self.router.listeners.append(self._on_output)
         self.subscriptions: dict[tuple[str, str], Subscription] = {}

@@ -32,6 +32,8 @@ log = logging.getLogger("otel_bridge")
 REPLAY_SETTINGS = (
     "capture",
     "max_payload_bytes",
+    "max_frame_bytes",
+    "max_open_tasks",
     "otlp",
     "export_queue_size",
     "log_format",

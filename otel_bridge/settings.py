@@ -85,6 +85,25 @@ class Settings(BaseModel):
         description="Payload attributes: none, redacted (secrets removed) or full (raw).",
     )
     max_payload_bytes: int = Field(4096, ge=64, description="Size cap of a payload attribute.")
+    max_frame_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="Frames larger than this are rejected unread (counted as too_large).",
+    )
+    max_open_tasks: int = Field(
+        1000, ge=1, description="Open task executions kept per run; more starts are dropped."
+    )
+    timestamp_max_age_s: float = Field(
+        86400.0,
+        gt=0,
+        description="Event timestamps older than this are replaced by the receive time.",
+    )
+    timestamp_max_skew_s: float = Field(
+        300.0,
+        ge=0,
+        description="Event timestamps this far ahead of the receive time are replaced too.",
+    )
     traces_out: str | None = Field(
         None, description="Also write spans to this file as OTLP/JSON lines."
     )

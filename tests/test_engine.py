@@ -114,7 +114,7 @@ def test_replay_counts_noise_frames(tmp_path: Path) -> None:
 
 @dataclass(frozen=True)
 class ExplodingPolicy(PayloadPolicy):
-    """A policy with a bug: it fails on messages that say ``explode``."""
+    """A policy with a bug: it fails on texts that say ``explode``."""
 
     def text(self, value: str) -> str:
         """Fail on ``explode``, else behave."""
@@ -127,13 +127,13 @@ def test_a_run_whose_closing_fails_is_still_closed() -> None:
     """When building the root span fails, the run ends anyway: gauge back to 0, no reopening."""
     registry = CollectorRegistry()
     drive = Driver(metrics=Metrics(registry), policy=ExplodingPolicy())
-    drive.handle_object(event("flow_started", T0, message="explode"), received_ns=int(T0 * NS))
-    outputs = drive.expire(int((T0 + 7200) * NS), inactivity_ns=60 * NS)
+    drive.handle_object(event("flow_started", T0), received_ns=int(T0 * NS))
+    outputs = drive.emit(drive.engine.close_run("F", "r", Result.TIMEOUT, "explode"))
     assert [type(o) for o in outputs] == [InternalError, RunClosed]
     closed = outputs[1]
     assert isinstance(closed, RunClosed) and closed.without_root
     assert closed.result is Result.TIMEOUT
-    late = drive.handle_object(event("task_started", T0 + 5, task_id="t"), received_ns=0)
+    late = drive.handle_object(event("task_started", T0 + 5, task_id="t"), received_ns=int(T0 * NS))
     assert EventDropped("F", "r", "task_started", DropReason.AFTER_END) in late
 
     def value(name: str, **labels: str) -> float | None:
@@ -179,7 +179,9 @@ def test_snapshot_and_restore_carry_a_run_across_engines() -> None:
     second = Engine()
     opened = second.restore(state)
     assert opened == [RunOpened("F", "r", first.trace_id_of("F", "r"), resumed=True)]
-    outputs = second.receive(json.dumps(event("flow_completed", T0 + 4)), received_ns=0)
+    outputs = second.receive(
+        json.dumps(event("flow_completed", T0 + 4)), received_ns=int((T0 + 4) * NS)
+    )
     roots = [o for o in outputs if isinstance(o, SpanRecord) and o.kind == "run"]
     assert len(roots) == 1 and roots[0].start_ns == int(T0 * NS)
     assert "lao.span.synthetic_start" not in roots[0].attributes

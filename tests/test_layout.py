@@ -31,6 +31,10 @@ CORE_ALLOWED = frozenset(
         "re",
         "typing",
         "pydantic",
+        "re2",
+        "heapq",
+        "bisect",
+        "functools",
     }
 )
 

@@ -11,7 +11,7 @@ from typing import Any
 from otel_bridge.core import semconv as K
 from otel_bridge.core.events import ErrorInfo
 from otel_bridge.core.records import AttributeValue, SpanEvent
-from otel_bridge.core.redaction import PayloadPolicy
+from otel_bridge.core.redaction import PayloadPolicy, clean_name
 
 
 def agent_id_of(task_input: Any) -> str | None:
@@ -58,11 +58,12 @@ def put_error(
     if error is None:
         attrs[K.ERROR_TYPE] = K.ERROR_TYPE_OTHER
         return K.ERROR_TYPE_OTHER, "error"
-    attrs[K.ERROR_TYPE] = error.error_type
+    error_type = clean_name(error.error_type)
+    attrs[K.ERROR_TYPE] = error_type
     if error.code:
-        attrs[K.LAO_ERROR_CODE] = error.code
+        attrs[K.LAO_ERROR_CODE] = clean_name(error.code)
     put_payload(attrs, K.LAO_ERROR_DETAILS, error_details(error), policy)
-    return error.error_type, policy.text(error.description)
+    return error_type, policy.text(error.description)
 
 
 def error_details(error: ErrorInfo) -> Any:
@@ -86,11 +87,13 @@ def unknown_event(
     event_type: str, time_ns: int, fields: dict[str, Any], policy: PayloadPolicy
 ) -> SpanEvent:
     """Return a span event ``lao.event {event_type}`` for an undocumented event type."""
+    event_type = clean_name(event_type)
     attrs: dict[str, AttributeValue] = {K.LAO_EVENT_TYPE: event_type}
     for key in K.UNKNOWN_EVENT_FIELDS:
         value = fields.get(key)
         if isinstance(value, str):
-            attrs[K.LAO_EVENT_FIELD_PREFIX + key] = policy.text(value)
+            clean = policy.text(value) if key == "message" else clean_name(value)
+            attrs[K.LAO_EVENT_FIELD_PREFIX + key] = clean
     rest = {k: v for k, v in fields.items() if k not in ("event_type", "timestamp")}
     put_payload(attrs, K.LAO_EVENT_PAYLOAD, rest, policy)
     return SpanEvent(K.unknown_event_name(event_type), time_ns, attrs)

@@ -14,13 +14,14 @@ and comes back through :meth:`Engine.restore`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from otel_bridge.core import snapshot as snapshots
 from otel_bridge.core.events import TrackedEvent, UnknownEvent
-from otel_bridge.core.frames import classify_frame, classify_object
+from otel_bridge.core.frames import MAX_FRAME_BYTES, classify_frame, classify_object
 from otel_bridge.core.ids import TraceParent
+from otel_bridge.core.json_redaction import redact_json
 from otel_bridge.core.outputs import (
     STALE_DROPS,
     EventDropped,
@@ -33,7 +34,7 @@ from otel_bridge.core.outputs import (
     RunOpened,
 )
 from otel_bridge.core.records import Result
-from otel_bridge.core.redaction import PayloadPolicy, redact_text
+from otel_bridge.core.redaction import MARGIN_CHARS, PayloadPolicy, compact_json, redact_text
 from otel_bridge.core.run_state import RunKey
 from otel_bridge.core.tracker import Tracker
 
@@ -44,10 +45,18 @@ NO_NAMES = "event names no flow_name/run_name"
 
 
 def preview(frame: object, limit: int = PREVIEW_CHARS) -> str:
-    """A short, redacted rendering of a frame for logs."""
+    """A short, redacted rendering of a frame for logs (cut first: never scan megabytes)."""
     if isinstance(frame, bytes):
-        frame = frame.decode("utf-8", errors="replace")
-    return redact_text(str(frame))[:limit]
+        frame = frame[: limit * 4 + MARGIN_CHARS].decode("utf-8", errors="replace")
+    text = frame if isinstance(frame, str) else compact_json(frame)
+    return redact_text(redact_json(text[: limit + MARGIN_CHARS]))[:limit]
+
+
+def _names_differ(event: TrackedEvent, flow_name: str | None, run_name: str | None) -> bool:
+    """An event that names a flow or run other than the socket's (never merged into it)."""
+    return (flow_name is not None and event.flow_name not in (None, flow_name)) or (
+        run_name is not None and event.run_name not in (None, run_name)
+    )
 
 
 def is_fresh_event(outputs: Iterable[Output]) -> bool:
@@ -67,19 +76,35 @@ def is_fresh_event(outputs: Iterable[Output]) -> bool:
     return received
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Every bound of the engine; what passes one is counted (a drop or reject reason)."""
+
+    max_frame_bytes: int = MAX_FRAME_BYTES
+    max_open_runs: int = 100_000
+    max_open_tasks: int = 1_000  # per run, each holding its capped input
+    max_executions: int = 100_000  # task executions per run
+    max_root_events: int = 128  # undocumented events kept on a run's root span
+    remember_closed: int = 100_000  # ended runs remembered (late events dropped, not reopened)
+    max_past_s: float = 86_400.0  # event timestamps older than receive time minus this...
+    max_future_s: float = 300.0  # ...or later than receive time plus this are replaced
+
+
 class Engine:
     """Turns the frames of many interleaved runs into span records and notices."""
 
-    def __init__(
-        self,
-        policy: PayloadPolicy | None = None,
-        *,
-        max_root_events: int = 128,
-        remember_closed: int = 100_000,
-    ) -> None:
+    def __init__(self, policy: PayloadPolicy | None = None, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
         self._tracker = Tracker(
-            policy, max_root_events=max_root_events, remember_closed=remember_closed
+            policy,
+            max_root_events=self.limits.max_root_events,
+            remember_closed=self.limits.remember_closed,
+            max_open_tasks=self.limits.max_open_tasks,
+            max_executions=self.limits.max_executions,
+            max_open_runs=self.limits.max_open_runs,
         )
+        self._past_ns = int(self.limits.max_past_s * 1e9)
+        self._future_ns = int(self.limits.max_future_s * 1e9)
         self._clock_ns: int | None = None  # the latest event time of a recorded stream
 
     @property
@@ -98,31 +123,46 @@ class Engine:
     ) -> list[Output]:
         """Handle one frame; return what it caused.
 
-        ``run`` is the (flow_name, run_name) of the socket the frame came on; a name that is
-        None there (a recording of many runs) is taken from the event itself. ``recorded``
-        frames come from a file: their time is the event's own timestamp, else the latest
-        seen, else ``received_ns``.
+        ``run`` is the (flow_name, run_name) of the socket the frame came on: an event that
+        names another run is rejected (``wrong_run``). A name that is None there is taken
+        from the event itself. ``recorded`` frames come from a file whose names (given)
+        override the events' own: their time is the event's own timestamp, else the latest
+        seen, else ``received_ns``. Live events whose timestamp is implausibly far from
+        ``received_ns`` get ``received_ns`` instead (``lao.timestamp.adjusted``).
         """
         try:
             if isinstance(frame, Mapping):
                 classified = classify_object(dict(frame))
             else:
-                classified = classify_frame(frame)
+                classified = classify_frame(frame, self.limits.max_frame_bytes)
         except Exception as exc:  # a bug or an input we did not foresee: this frame only
             return [InternalError(*(run or (None, None)), "classify", exc)]
         if isinstance(classified, FrameIgnored):
             return [classified]
         if isinstance(classified, FrameRejected):
             return [replace(classified, preview=preview(frame))]
-        flow_name, run_name = run if run is not None else (None, None)
-        flow_name = flow_name or classified.flow_name
-        run_name = run_name or classified.run_name
+        socket_flow, socket_run = run if run is not None else (None, None)
+        if not recorded and _names_differ(classified, socket_flow, socket_run):
+            detail = "event names another flow or run than its socket"
+            return [FrameRejected(RejectReason.WRONG_RUN, detail, preview(frame))]
+        flow_name = socket_flow or classified.flow_name
+        run_name = socket_run or classified.run_name
         if flow_name is None or run_name is None:
             return [FrameRejected(RejectReason.INVALID, NO_NAMES, preview(frame))]
+        adjusted = False
         if recorded:
             received_ns = self._recorded_time(classified.timestamp_ns, received_ns)
+        elif classified.timestamp_ns is not None and not (
+            received_ns - self._past_ns <= classified.timestamp_ns <= received_ns + self._future_ns
+        ):
+            classified = classified.model_copy(update={"timestamp_ns": received_ns})
+            adjusted = True
         return self.receive_event(
-            classified, flow_name=flow_name, run_name=run_name, received_ns=received_ns
+            classified,
+            flow_name=flow_name,
+            run_name=run_name,
+            received_ns=received_ns,
+            adjusted=adjusted,
         )
 
     def _recorded_time(self, stamp: int | None, fallback_ns: int) -> int:
@@ -132,7 +172,13 @@ class Engine:
         return stamp
 
     def receive_event(
-        self, event: TrackedEvent, *, flow_name: str, run_name: str, received_ns: int
+        self,
+        event: TrackedEvent,
+        *,
+        flow_name: str,
+        run_name: str,
+        received_ns: int,
+        adjusted: bool = False,
     ) -> list[Output]:
         """Handle one already classified event of run (flow_name, run_name)."""
         event_type = "unknown" if isinstance(event, UnknownEvent) else event.event_type
@@ -143,7 +189,11 @@ class Engine:
         try:
             out.extend(
                 self._tracker.feed(
-                    event, flow_name=flow_name, run_name=run_name, received_ns=received_ns
+                    event,
+                    flow_name=flow_name,
+                    run_name=run_name,
+                    received_ns=received_ns,
+                    adjusted=adjusted,
                 )
             )
         except Exception as exc:  # isolate it to this event; the run goes on

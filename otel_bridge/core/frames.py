@@ -23,7 +23,8 @@ from otel_bridge.core.outputs import FrameIgnored, FrameRejected, NoiseReason, R
 
 NOISE_EVENT_TYPES = frozenset({"keepalive", "ping", "pong", "heartbeat"})
 _LONE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
-MAX_FRAME_BYTES = 16 * 1024 * 1024
+MAX_FRAME_BYTES = 1024 * 1024
+"""The default size limit of a frame (``max_frame_bytes``); larger ones are rejected."""
 # JSON nested deeper than this is cut (the deeper value becomes DEPTH_CUT): redaction,
 # serialisation and pydantic all recurse, and a legal frame may nest ~1000 levels.
 MAX_PAYLOAD_DEPTH = 64
@@ -45,17 +46,17 @@ def _text_noise(text: str) -> Noise:
     return Noise(NoiseReason.TEXT)
 
 
-def _frame_size(frame: str | bytes) -> int:
+def _frame_size(frame: str | bytes, limit: int) -> int:
     """Return the frame's size in bytes (UTF-8 for text), computed only when it could matter."""
-    if isinstance(frame, str) and MAX_FRAME_BYTES // 4 < len(frame) <= MAX_FRAME_BYTES:
+    if isinstance(frame, str) and limit // 4 < len(frame) <= limit:
         return len(frame.encode("utf-8", errors="surrogatepass"))
     return len(frame)
 
 
-def classify_frame(frame: str | bytes) -> Frame:
-    """Classify one received WebSocket frame."""
-    size = _frame_size(frame)
-    if size > MAX_FRAME_BYTES:
+def classify_frame(frame: str | bytes, max_bytes: int = MAX_FRAME_BYTES) -> Frame:
+    """Classify one received WebSocket frame; one over ``max_bytes`` is rejected unread."""
+    size = _frame_size(frame, max_bytes)
+    if size > max_bytes:
         return Rejected(RejectReason.TOO_LARGE, f"{size} bytes")
     if isinstance(frame, bytes):
         try:

@@ -33,6 +33,7 @@ class RejectReason(StrEnum):
     NOT_AN_OBJECT = "not_an_object"
     NO_EVENT_TYPE = "no_event_type"
     INVALID = "invalid"
+    WRONG_RUN = "wrong_run"
     INTERNAL = "internal"
 
 
@@ -44,6 +45,8 @@ class DropReason(StrEnum):
     AFTER_END = "after_end"
     NO_TASK_IDENTITY = "no_task_identity"
     ROOT_EVENTS_FULL = "root_events_full"
+    TASKS_FULL = "tasks_full"
+    RUNS_FULL = "runs_full"
 
 
 # Drops that mean the event was old news: a server resending what was already seen.

@@ -1,26 +1,54 @@
-"""Secrets out, size capped: everything the bridge exports or logs from a payload passes here.
+"""The egress policy: what may leave the bridge, redacted and capped, in one place.
 
-Three capture modes (``PayloadPolicy.mode``):
+Everything that leaves (span names and attributes, metric label values, logs, state files,
+API answers) goes through a :class:`PayloadPolicy` or :func:`clean_name`:
 
-- ``none``: payload attributes are not exported at all;
-- ``redacted`` (default): secrets replaced by ``[REDACTED]`` at any depth, by key name
-  (api_key, authorization, token, secret, password, credential, cookie, private_key, ...;
-  also the value of a ``{"name": <secret key>, "value": ...}`` pair), and by value shape
-  (bearer/basic credentials, ``sk-…`` keys, JWTs, cloud keys, URL userinfo, secret-named
-  query parameters, ``key: value`` / ``key=value`` pairs with a secret key inside text).
-  A number under a token-count key (``max_tokens: 512``) is not a secret;
-- ``full``: raw payloads; must be chosen explicitly.
+- **payloads** (task inputs and outputs, error details, partial results, unknown events):
+  compact JSON, cut to ``max_bytes`` plus a margin *first*, then redacted structure-aware
+  (:mod:`.json_redaction`), then cut to ``max_bytes``: megabytes are never scanned to keep
+  kilobytes, and a secret straddling the cut cannot leak in part;
+- **free text** (messages, error descriptions, close reasons): cut, redacted, cut;
+- **names and ids** (flow, run, task and agent names, task ids, error types and codes):
+  secret shapes redacted in every capture mode, cut to :data:`NAME_MAX_BYTES` with
+  :data:`CUT_MARK` at the end.
+
+Capture modes (``PayloadPolicy.mode``): ``none`` exports no payload attributes; ``redacted``
+(the default) exports them with secrets replaced by ``[REDACTED]``; ``full`` exports raw
+payloads and messages and must be chosen explicitly (names are redacted even then).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
-REDACTED = "[REDACTED]"
+from otel_bridge.core.json_redaction import redact_json
+from otel_bridge.core.secrets import REDACTED, is_secret_key, might_hold_secret, redact_text
+
+__all__ = [
+    "CUT_MARK",
+    "NAME_MAX_BYTES",
+    "REDACTED",
+    "CaptureMode",
+    "PayloadPolicy",
+    "clean_name",
+    "compact_json",
+    "is_secret_key",
+    "redact",
+    "redact_text",
+    "truncate_utf8",
+]
+
+NAME_MAX_BYTES = 256
+CUT_MARK = "…[cut]"
+# Cut this many characters beyond the cap before redacting, so that a secret straddling the
+# cap is still recognised whole (a PEM block or a JWT is recognised even when cut).
+MARGIN_CHARS = 2048
+_PAIR_NAME_KEYS = ("name", "key", "header")
+_PAIR_VALUE_KEYS = frozenset({"value", "val"})
 
 
 class CaptureMode(StrEnum):
@@ -31,74 +59,46 @@ class CaptureMode(StrEnum):
     FULL = "full"
 
 
-_SECRET_KEY = re.compile(
-    r"api_?key|apikey|authorization|auth_?token|token|secret|passw(or)?d|credential|cookie"
-    r"|private_?key|session_?key|signature|client_?secret|access_?key",
-)
-# Keys that name counts or limits of LLM tokens, not secrets (when their value is a number).
-_COUNT_KEY = re.compile(r"tokens$|tokens?_(count|used|limit|total)|^(max|num|total)_tokens?")
-# Keys of a {"name": ..., "value": ...} pair (HTTP headers as a list, HAR, Postman).
-_PAIR_NAME_KEYS = ("name", "key", "header")
-_PAIR_VALUE_KEYS = frozenset({"value", "val"})
-
-_SECRET_VALUE = re.compile(
-    r"(?i:\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{4,})"
-    r"|\bsk-[A-Za-z0-9_-]{6,}"
-    r"|\b[rs]k_(?:live|test)_[A-Za-z0-9]{8,}"
-    r"|\bAIza[0-9A-Za-z_-]{30,}"
-    r"|\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"
-    r"|\bAKIA[0-9A-Z]{16}\b"
-    r"|\bgh[pousr]_[A-Za-z0-9]{20,}"
-    r"|\bxox[abprs]-[A-Za-z0-9-]{10,}"
-)
-# Every repetition before a literal is bounded or anchored: payloads run to megabytes and
-# an unbounded ``[a-z]*`` prefix makes a regex quadratic in the length of a run of letters.
-# Any userinfo (user:password@ or a token as user@) in a URL.
-_URL_USERINFO = re.compile(
-    r"(?<![a-z0-9+.-])(?P<scheme>[a-z][a-z0-9+.-]{0,31}://)[^/?#\s@]+@", re.I
-)
-_QUERY_SECRET = re.compile(
-    r"(?P<key>[?&](?:[a-z0-9_-]{0,40}(?:api[_-]?key|token|secret|password|signature|sig)))"
-    r"=[^&#\s]+",
-    re.I,
-)
-# key: value / key=value / "key": "value" inside free text (a JSON body sent as a string,
-# a header line, a log line). Bare numbers are left alone (``max_token=512``).
-_TEXT_PAIR = re.compile(
-    r"(?P<key>(?:api[_-]?key|apikey|token|secret|passw(?:or)?d|credentials?"
-    r"|private[_-]?key|authorization)[\"']?\s*[:=]\s*[\"']?)"
-    r"(?P<value>[^\s\"'&,;}\]]+)",
-    re.I,
-)
+def compact_json(value: Any) -> str:
+    """Serialise a JSON-like value compactly, tolerating non-JSON leaves."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def _is_number(value: Any) -> bool:
-    if isinstance(value, bool | int | float):
-        return True
-    return isinstance(value, str) and value.strip().isdigit()
+def truncate_utf8(text: str, max_bytes: int) -> tuple[str, bool]:
+    """Cut a string to at most ``max_bytes`` UTF-8 bytes; tell whether it was cut."""
+    if len(text) * 4 <= max_bytes:  # cannot be over, whatever the characters
+        return text, False
+    raw = text.encode("utf-8", "surrogatepass")
+    if len(raw) <= max_bytes:
+        return text, False
+    return raw[:max_bytes].decode("utf-8", errors="ignore"), True
 
 
-def is_secret_key(key: str, value: Any = None) -> bool:
-    """Tell whether a mapping key names a secret (a number under a token-count key does not)."""
-    normal = key.lower().replace("-", "_")
-    if not _SECRET_KEY.search(normal):
-        return False
-    return not (_COUNT_KEY.search(normal) and (value is None or _is_number(value)))
+def _cut_chars(text: str, max_bytes: int) -> str:
+    """A prefix long enough to hold the first ``max_bytes`` bytes, plus the margin."""
+    limit = max_bytes + MARGIN_CHARS
+    return text if len(text) <= limit else text[:limit]
 
 
-def _text_pair(match: re.Match[str]) -> str:
-    value = match.group("value")
-    if value.isdigit() or value == REDACTED or value.startswith("[REDACTED"):
-        return match.group(0)
-    return f"{match.group('key')}{REDACTED}"
+def clean_name(value: str, max_bytes: int = NAME_MAX_BYTES) -> str:
+    """A name or id as it may leave: secret shapes redacted, cut to ``max_bytes``."""
+    if len(value) > max_bytes + MARGIN_CHARS:  # long ones are cut first and never cached
+        return _clean_name(value[: max_bytes + MARGIN_CHARS], max_bytes, True)
+    return _cached_name(value, max_bytes)
 
 
-def redact_text(text: str) -> str:
-    """Replace secret-looking parts of a string."""
-    text = _SECRET_VALUE.sub(REDACTED, text)
-    text = _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)
-    text = _QUERY_SECRET.sub(lambda m: f"{m.group('key')}={REDACTED}", text)
-    return _TEXT_PAIR.sub(_text_pair, text)
+@lru_cache(maxsize=16384)
+def _cached_name(value: str, max_bytes: int) -> str:
+    return _clean_name(value, max_bytes, False)
+
+
+def _clean_name(text: str, max_bytes: int, cut_already: bool) -> str:
+    text = redact_text(text)
+    kept, was_cut = truncate_utf8(text, max_bytes)
+    if not (was_cut or cut_already):
+        return kept
+    room = max_bytes - len(CUT_MARK.encode())
+    return truncate_utf8(text, room)[0] + CUT_MARK
 
 
 def _is_secret_pair(mapping: dict[Any, Any]) -> bool:
@@ -125,42 +125,48 @@ def redact(value: Any) -> Any:
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
-        return [redact(item) for item in value]
+        items = [redact(item) for item in value]
+        if len(items) == 2 and isinstance(items[0], str) and is_secret_key(items[0], "x"):
+            items[1] = REDACTED
+        return items
     if isinstance(value, str):
-        return redact_text(value)
+        return redact_text(value) if len(value) > 3 else value
     return value
-
-
-def compact_json(value: Any) -> str:
-    """Serialise a JSON-like value compactly, tolerating non-JSON leaves."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def truncate_utf8(text: str, max_bytes: int) -> tuple[str, bool]:
-    """Cut a string to at most ``max_bytes`` UTF-8 bytes; tell whether it was cut."""
-    raw = text.encode("utf-8")
-    if len(raw) <= max_bytes:
-        return text, False
-    return raw[:max_bytes].decode("utf-8", errors="ignore"), True
 
 
 @dataclass(frozen=True)
 class PayloadPolicy:
-    """What payload attributes look like: capture mode and the size cap in bytes."""
+    """The egress policy of payloads and text: capture mode and the size cap in bytes."""
 
     mode: CaptureMode = CaptureMode.REDACTED
     max_bytes: int = 4096
 
     def text(self, value: str) -> str:
-        """Prepare a free-text attribute (a message): redacted unless mode is full, capped."""
+        """A free-text value (a message): cut, redacted unless mode is full, capped."""
+        value = _cut_chars(value, self.max_bytes)
         if self.mode is not CaptureMode.FULL:
             value = redact_text(value)
         return truncate_utf8(value, self.max_bytes)[0]
 
     def payload(self, value: Any) -> tuple[str | None, bool]:
-        """Render a payload attribute: (compact JSON or None when not captured, truncated)."""
+        """A payload attribute: (compact JSON or None when not captured, truncated)."""
         if self.mode is CaptureMode.NONE or value is None:
             return None, False
-        if self.mode is CaptureMode.REDACTED:
-            value = redact(value)
-        return truncate_utf8(compact_json(value), self.max_bytes)
+        text = compact_json(value)
+        limit = self.max_bytes + MARGIN_CHARS
+        if self.mode is CaptureMode.REDACTED and len(text) <= limit and might_hold_secret(text):
+            # Whole and parsed already: redacting the value beats scanning its text.
+            text = compact_json(redact(value))
+            return truncate_utf8(text, self.max_bytes)
+        return self.payload_json(text)
+
+    def payload_json(self, text: str) -> tuple[str | None, bool]:
+        """A payload already serialised as JSON text: cut, redacted, capped."""
+        if self.mode is CaptureMode.NONE:
+            return None, False
+        cut = _cut_chars(text, self.max_bytes)
+        was_cut = len(cut) < len(text)
+        if self.mode is CaptureMode.REDACTED and might_hold_secret(cut):
+            cut = redact_json(cut)
+        kept, truncated = truncate_utf8(cut, self.max_bytes)
+        return kept, truncated or was_cut

@@ -1,50 +1,60 @@
 """What the tracker remembers about a run in flight: its open tasks, what it has seen.
 
 Plain data; :mod:`.tracker` changes it, :mod:`.spans` reads it to build span records and
-:mod:`.snapshot` saves and restores it.
+:mod:`.snapshot` saves and restores it. Nothing here holds a raw payload or a raw id: task
+inputs are kept as their exported form (redacted and capped when the task starts), names
+and ids as their exported form (:func:`~.redaction.clean_name`), and the keys that pair
+starts with ends are digests. So a saved state holds no more than the spans would.
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from otel_bridge.core.events import TrackedEvent
 from otel_bridge.core.ids import TraceParent
 from otel_bridge.core.records import SpanEvent
 
 RunKey = tuple[str, str]
-Identity = tuple[str, str | None, str | None, int | None, str | None]
 
 
-def identity(event: TrackedEvent) -> Identity:
-    """Return what makes two events the same event: a second one is a duplicate.
+def digest(text: str) -> str:
+    """A short stable digest of a raw id or name: what pairing keys are made of."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
 
-    Same type, task, timestamp and message. An event without a timestamp is identified by a
-    digest of all of it instead. Identities are saved with the run (``replay --state``), so
-    they never carry payloads, or the secrets in them, to disk: the message is a digest too.
+
+def identity(event: TrackedEvent) -> str:
+    """What makes two events the same event (a second one is a duplicate), as a digest.
+
+    Same type, task, timestamp and message; an event without a timestamp is identified by
+    all of it instead.
     """
     if event.timestamp_ns is None:
-        extra: str | None = hashlib.sha256(event.model_dump_json().encode()).hexdigest()
-    elif event.message is not None:
-        extra = hashlib.sha256(event.message.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-    else:
-        extra = None
-    return (event.event_type, event.task_id, event.task_name, event.timestamp_ns, extra)
+        return digest(event.model_dump_json())
+    parts = (event.event_type, event.task_id, event.task_name, event.timestamp_ns, event.message)
+    return digest(repr(parts))
 
 
 @dataclass
 class TaskState:
     """A task execution whose start has been seen and whose end has not."""
 
-    task_name: str
-    task_id: str | None
+    task_name: str  # as exported
+    task_id: str | None  # as exported
+    name_key: str
+    id_key: str | None
     occurrence: int
     span_id: int
     start_ns: int
-    input: Any = None
+    input_text: str | None = None
+    input_truncated: bool = False
+    agent_id: str | None = None
+    agent_name: str | None = None
+    adjusted: bool = False  # its start timestamp was implausible and replaced
 
 
 @dataclass
@@ -63,14 +73,19 @@ class RunState:
     started_ns: int | None = None
     min_task_start_ns: int | None = None
     max_task_end_ns: int | None = None
-    flow_task_id: str | None = None
-    message: str | None = None
+    flow_task_id: str | None = None  # as exported
+    message: str | None = None  # as exported
+    executions: int = 0  # task executions seen (bounded per run)
+    adjusted: bool = False  # some timestamp of the run was implausible and replaced
     open_by_id: dict[str, TaskState] = field(default_factory=dict)
-    open_by_name: dict[str, list[TaskState]] = field(default_factory=dict)
+    open_by_name: dict[str, deque[TaskState]] = field(default_factory=dict)
+    # Per name, (start, id_key) of open executions with a task_id: a heap, stale entries
+    # skipped when popped (an end without task_id pairs with the earliest start).
+    ids_by_name: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     occurrences: dict[str, int] = field(default_factory=dict)
     finished_ids: set[str] = field(default_factory=set)
-    unmatched_ends: dict[str, list[int]] = field(default_factory=dict)
-    seen: set[Identity] = field(default_factory=set)
+    unmatched_ends: dict[str, list[int]] = field(default_factory=dict)  # sorted
+    seen: set[str] = field(default_factory=set)
     root_events: list[SpanEvent] = field(default_factory=list)
     spans_exported: bool = False
 
@@ -78,6 +93,11 @@ class RunState:
     def key(self) -> RunKey:
         """(flow_name, run_name)."""
         return (self.flow_name, self.run_name)
+
+    @property
+    def open_count(self) -> int:
+        """How many task executions are open."""
+        return len(self.open_by_id) + sum(len(q) for q in self.open_by_name.values())
 
     def note_time(self, ts: int) -> None:
         """Widen the run's seen time range."""
@@ -90,6 +110,34 @@ class RunState:
         self.min_task_start_ns = start_ns if low is None else min(low, start_ns)
         self.max_task_end_ns = end_ns if high is None else max(high, end_ns)
         self.spans_exported = True
+
+    def add_open_id(self, task: TaskState) -> None:
+        """Open an execution that carries a task_id."""
+        assert task.id_key is not None
+        self.open_by_id[task.id_key] = task
+        heapq.heappush(self.ids_by_name.setdefault(task.name_key, []), (task.start_ns, task.id_key))
+
+    def pop_open_id_by_name(self, name_key: str) -> TaskState | None:
+        """Take the earliest-started open execution of a name that has a task_id."""
+        heap = self.ids_by_name.get(name_key)
+        while heap:
+            _, id_key = heapq.heappop(heap)
+            task = self.open_by_id.get(id_key)
+            if task is not None and task.name_key == name_key:
+                del self.open_by_id[id_key]
+                return task
+        self.ids_by_name.pop(name_key, None)
+        return None
+
+    def pop_by_name(self, name_key: str) -> TaskState | None:
+        """Take the oldest open execution of a name that started without a task_id."""
+        queue = self.open_by_name.get(name_key)
+        if not queue:
+            return None
+        task = queue.popleft()
+        if not queue:
+            del self.open_by_name[name_key]
+        return task
 
     def open_tasks(self) -> Iterator[TaskState]:
         """Every open task execution, in start order."""

@@ -26,6 +26,7 @@ LAO_TASK_INCOMPLETE: Final = "lao.task.incomplete"
 LAO_PARTIAL_RESULTS: Final = "lao.partial_results"
 LAO_SYNTHETIC_START: Final = "lao.span.synthetic_start"
 LAO_PAYLOAD_TRUNCATED: Final = "lao.payload.truncated"
+LAO_TIMESTAMP_ADJUSTED: Final = "lao.timestamp.adjusted"
 LAO_ERROR_CODE: Final = "lao.error.code"
 LAO_ERROR_DETAILS: Final = "lao.error.details"
 # -- undocumented LAO events, kept as span events on the root -------------------------------

@@ -2,23 +2,24 @@
 
 :func:`snapshot` and :func:`restore` are pure; the drivers read and write the files
 (:mod:`otel_bridge.sources.replay`). The document carries a version number; one of another
-version is refused with a clear :class:`StateError`. Task inputs are redacted before they
-are saved: secrets never reach a state file.
+version is refused with a clear :class:`StateError`. The run state holds only what the
+spans would export (inputs redacted and capped, names cleaned) and digests of ids, so a
+state file holds no secret the spans would not.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import asdict
 from typing import Any
 
 from otel_bridge.core.errors import StateError
 from otel_bridge.core.ids import TraceParent
 from otel_bridge.core.records import SpanEvent
-from otel_bridge.core.redaction import redact
 from otel_bridge.core.run_state import RunKey, RunState, TaskState
 from otel_bridge.core.tracker import Tracker
 
-VERSION = 1
+VERSION = 2
 
 
 def _task(data: dict[str, Any]) -> TaskState:
@@ -26,10 +27,8 @@ def _task(data: dict[str, Any]) -> TaskState:
 
 
 def _task_to_json(task: TaskState) -> dict[str, Any]:
-    """An open task, its input redacted: secrets never reach the state file."""
-    data = asdict(task)
-    data["input"] = redact(task.input)
-    return data
+    """An open task, as exported (its input already redacted and capped)."""
+    return asdict(task)
 
 
 def _run_to_json(run: RunState) -> dict[str, Any]:
@@ -48,12 +47,14 @@ def _run_to_json(run: RunState) -> dict[str, Any]:
         "max_task_end_ns": run.max_task_end_ns,
         "flow_task_id": run.flow_task_id,
         "message": run.message,
+        "executions": run.executions,
+        "adjusted": run.adjusted,
         "open_by_id": {k: _task_to_json(t) for k, t in run.open_by_id.items()},
         "open_by_name": {k: [_task_to_json(t) for t in q] for k, q in run.open_by_name.items()},
         "occurrences": run.occurrences,
         "finished_ids": sorted(run.finished_ids),
         "unmatched_ends": run.unmatched_ends,
-        "seen": [list(i) for i in run.seen],
+        "seen": sorted(run.seen),
         "spans_exported": run.spans_exported,
         "root_events": [
             {"name": e.name, "time_ns": e.time_ns, "attributes": dict(e.attributes)}
@@ -67,7 +68,7 @@ def _run_from_json(data: dict[str, Any]) -> RunState:
     if data["parent"]:
         _, trace_hex, span_hex, flags = data["parent"].split("-")
         parent = TraceParent(int(trace_hex, 16), int(span_hex, 16), flags == "01")
-    return RunState(
+    run = RunState(
         flow_name=data["flow_name"],
         run_name=data["run_name"],
         trace_id=int(data["trace_id"], 16),
@@ -82,17 +83,21 @@ def _run_from_json(data: dict[str, Any]) -> RunState:
         max_task_end_ns=data["max_task_end_ns"],
         flow_task_id=data["flow_task_id"],
         message=data["message"],
-        open_by_id={k: _task(t) for k, t in data["open_by_id"].items()},
-        open_by_name={k: [_task(t) for t in q] for k, q in data["open_by_name"].items()},
-        occurrences=dict(data["occurrences"]),
-        finished_ids=set(data["finished_ids"]),
-        unmatched_ends={k: list(v) for k, v in data["unmatched_ends"].items()},
-        seen={(i[0], i[1], i[2], i[3], i[4]) for i in data["seen"]},
-        spans_exported=bool(data.get("spans_exported", False)),
+        executions=int(data["executions"]),
+        adjusted=bool(data["adjusted"]),
+        open_by_name={k: deque(_task(t) for t in q) for k, q in data["open_by_name"].items()},
+        occurrences={str(k): int(v) for k, v in data["occurrences"].items()},
+        finished_ids={str(i) for i in data["finished_ids"]},
+        unmatched_ends={k: sorted(int(e) for e in v) for k, v in data["unmatched_ends"].items()},
+        seen={str(i) for i in data["seen"]},
+        spans_exported=bool(data["spans_exported"]),
         root_events=[
             SpanEvent(e["name"], e["time_ns"], e["attributes"]) for e in data["root_events"]
         ],
     )
+    for task in (_task(t) for t in data["open_by_id"].values()):
+        run.add_open_id(task)
+    return run
 
 
 def snapshot(tracker: Tracker) -> dict[str, Any]:

@@ -10,31 +10,32 @@ from otel_bridge.core import attributes as A
 from otel_bridge.core import semconv as K
 from otel_bridge.core.events import FlowCompleted, FlowError, TaskCompleted, TaskFailed
 from otel_bridge.core.records import AttributeValue, Result, SpanEvent, SpanRecord, StatusCode
-from otel_bridge.core.redaction import PayloadPolicy
+from otel_bridge.core.redaction import PayloadPolicy, clean_name
 from otel_bridge.core.run_state import RunState, TaskState
 
 
-def _task_base_attrs(
-    run: RunState, task: TaskState, policy: PayloadPolicy
-) -> dict[str, AttributeValue]:
+def _task_base_attrs(run: RunState, task: TaskState) -> dict[str, AttributeValue]:
     run_id = task.task_id or f"{task.task_name}#{task.occurrence}"
     attrs: dict[str, AttributeValue] = {
-        K.LAO_FLOW_NAME: run.flow_name,
-        K.LAO_RUN_NAME: run.run_name,
+        K.LAO_FLOW_NAME: clean_name(run.flow_name),
+        K.LAO_RUN_NAME: clean_name(run.run_name),
         K.LAO_TASK_NAME: task.task_name,
         K.CICD_TASK_NAME: task.task_name,
         K.CICD_TASK_RUN_ID: run_id,
     }
     if task.task_id is not None:
         attrs[K.LAO_TASK_ID] = task.task_id
-    agent_id = A.agent_id_of(task.input)
-    if agent_id:
+    if task.agent_id:
         attrs[K.GEN_AI_OPERATION_NAME] = K.OP_INVOKE_AGENT
-        attrs[K.GEN_AI_AGENT_ID] = agent_id
-        agent_name = A.agent_name_of(task.input)
-        if agent_name:
-            attrs[K.GEN_AI_AGENT_NAME] = agent_name
-    A.put_payload(attrs, K.LAO_TASK_INPUT, task.input, policy)
+        attrs[K.GEN_AI_AGENT_ID] = task.agent_id
+        if task.agent_name:
+            attrs[K.GEN_AI_AGENT_NAME] = task.agent_name
+    if task.input_text is not None:
+        attrs[K.LAO_TASK_INPUT] = task.input_text
+        if task.input_truncated:
+            attrs[K.LAO_PAYLOAD_TRUNCATED] = True
+    if task.adjusted:
+        attrs[K.LAO_TIMESTAMP_ADJUSTED] = True
     return attrs
 
 
@@ -54,14 +55,14 @@ def _task_record(
     attrs[K.CICD_TASK_RUN_RESULT] = result.value
     return SpanRecord(
         kind="task",
-        flow_name=run.flow_name,
-        run_name=run.run_name,
+        flow_name=clean_name(run.flow_name),
+        run_name=clean_name(run.run_name),
         task_name=task.task_name,
         trace_id=run.trace_id,
         span_id=task.span_id,
         parent_span_id=run.root_span_id,
         parent_is_remote=False,
-        name=K.task_span_name(task.task_name, A.agent_id_of(task.input)),
+        name=K.task_span_name(task.task_name, task.agent_id),
         start_ns=task.start_ns,
         end_ns=end_ns,
         attributes=attrs,
@@ -80,9 +81,12 @@ def task_span(
     event: TaskCompleted | TaskFailed,
     synthetic: bool,
     policy: PayloadPolicy,
+    adjusted: bool = False,
 ) -> SpanRecord:
     """The span of a task execution that ended with ``event``."""
-    attrs = _task_base_attrs(run, task, policy)
+    attrs = _task_base_attrs(run, task)
+    if adjusted:
+        attrs[K.LAO_TIMESTAMP_ADJUSTED] = True
     if synthetic:
         attrs[K.LAO_SYNTHETIC_START] = True
     if event.execution_time is not None:
@@ -109,7 +113,7 @@ def incomplete_task_span(
     run: RunState, task: TaskState, end_ns: int, result: Result, policy: PayloadPolicy
 ) -> SpanRecord:
     """The span of a task execution still open when its run ended."""
-    attrs = _task_base_attrs(run, task, policy)
+    attrs = _task_base_attrs(run, task)
     attrs[K.LAO_TASK_INCOMPLETE] = True
     return _task_record(run, task, end_ns, attrs, StatusCode.UNSET, result)
 
@@ -123,21 +127,21 @@ def root_span(
     close_reason: str | None = None,
 ) -> SpanRecord:
     """The run's root span, ended by ``terminal`` or closed without one (``closed_as``)."""
+    flow, run_name = clean_name(run.flow_name), clean_name(run.run_name)
     attrs: dict[str, AttributeValue] = {
-        K.LAO_FLOW_NAME: run.flow_name,
-        K.LAO_RUN_NAME: run.run_name,
-        K.CICD_PIPELINE_NAME: run.flow_name,
-        K.CICD_PIPELINE_RUN_ID: run.run_name,
+        K.LAO_FLOW_NAME: flow,
+        K.LAO_RUN_NAME: run_name,
+        K.CICD_PIPELINE_NAME: flow,
+        K.CICD_PIPELINE_RUN_ID: run_name,
         K.GEN_AI_OPERATION_NAME: K.OP_INVOKE_WORKFLOW,
-        K.GEN_AI_WORKFLOW_NAME: run.flow_name,
+        K.GEN_AI_WORKFLOW_NAME: flow,
     }
-    if terminal is not None:
-        run.flow_task_id = run.flow_task_id or terminal.task_id
-        run.message = run.message or terminal.message
     if run.flow_task_id:
         attrs[K.LAO_FLOW_TASK_ID] = run.flow_task_id
     if run.message:
-        attrs[K.LAO_MESSAGE] = policy.text(run.message)
+        attrs[K.LAO_MESSAGE] = run.message
+    if run.adjusted:
+        attrs[K.LAO_TIMESTAMP_ADJUSTED] = True
     start = run.started_ns
     if start is None:
         attrs[K.LAO_SYNTHETIC_START] = True
@@ -165,14 +169,14 @@ def root_span(
     attrs[K.CICD_PIPELINE_RESULT] = result.value
     return SpanRecord(
         kind="run",
-        flow_name=run.flow_name,
-        run_name=run.run_name,
+        flow_name=flow,
+        run_name=run_name,
         task_name=None,
         trace_id=run.trace_id,
         span_id=run.root_span_id,
         parent_span_id=run.parent.span_id if run.parent else None,
         parent_is_remote=run.parent is not None,
-        name=K.root_span_name(run.flow_name),
+        name=K.root_span_name(flow),
         start_ns=start,
         end_ns=end_ns,
         attributes=attrs,

@@ -32,12 +32,12 @@ from otel_bridge.core.events import (
     TrackedEvent,
     UnknownEvent,
 )
-from otel_bridge.core.ids import TraceParent, root_span_id, run_trace_id, task_key, task_span_id
+from otel_bridge.core.ids import TraceParent, root_span_id, run_trace_id
 from otel_bridge.core.outputs import DropReason, EventDropped, RunClosed, RunOpened, TrackerOutput
+from otel_bridge.core.pairing import Pairing
 from otel_bridge.core.records import Result
-from otel_bridge.core.redaction import PayloadPolicy
-from otel_bridge.core.run_state import RunKey, RunState, TaskState, identity
-from otel_bridge.core.timestamps import seconds_to_ns
+from otel_bridge.core.redaction import PayloadPolicy, clean_name
+from otel_bridge.core.run_state import RunKey, RunState, digest, identity
 
 
 class Tracker:
@@ -49,10 +49,17 @@ class Tracker:
         *,
         max_root_events: int = 128,
         remember_closed: int = 100_000,
+        max_open_tasks: int = 1_000,
+        max_executions: int = 100_000,
+        max_open_runs: int = 100_000,
     ) -> None:
         self.policy = policy or PayloadPolicy()
         self.max_root_events = max_root_events
         self.remember_closed = remember_closed
+        self.max_open_tasks = max_open_tasks
+        self.max_executions = max_executions
+        self.max_open_runs = max_open_runs
+        self._pairing = Pairing(self.policy, max_open_tasks, max_executions)
         self._runs: dict[RunKey, RunState] = {}
         self._parents: dict[RunKey, TraceParent] = {}
         # Closed runs (most recent last) and the trace id each was exported in.
@@ -75,6 +82,8 @@ class Tracker:
             self._parents.pop(key, None)
         else:
             self._parents[key] = parent
+            while len(self._parents) > self.remember_closed:  # runs registered, never seen
+                del self._parents[next(iter(self._parents))]
         if run is not None:
             run.parent = parent
             run.trace_id = parent.trace_id if parent else run_trace_id(flow_name, run_name)
@@ -121,15 +130,27 @@ class Tracker:
 
     # -- events -------------------------------------------------------------------------
     def feed(
-        self, event: TrackedEvent, *, flow_name: str, run_name: str, received_ns: int
+        self,
+        event: TrackedEvent,
+        *,
+        flow_name: str,
+        run_name: str,
+        received_ns: int,
+        adjusted: bool = False,
     ) -> list[TrackerOutput]:
-        """Apply one event of run (flow_name, run_name); return what it finished."""
+        """Apply one event of run (flow_name, run_name); return what it finished.
+
+        ``adjusted`` says the event's timestamp was implausible and replaced by the receive
+        time (the spans it touches say so: ``lao.timestamp.adjusted``).
+        """
         key = (flow_name, run_name)
         if key in self._closed:
             return [EventDropped(flow_name, run_name, event.event_type, DropReason.AFTER_END)]
         out: list[TrackerOutput] = []
         run = self._runs.get(key)
         if run is None:
+            if len(self._runs) >= self.max_open_runs:
+                return [EventDropped(flow_name, run_name, event.event_type, DropReason.RUNS_FULL)]
             run = self._open(key, received_ns)
             out.append(RunOpened(flow_name, run_name, run.trace_id))
         ident = identity(event)
@@ -138,15 +159,16 @@ class Tracker:
             return out
         run.seen.add(ident)
         run.last_activity_ns = received_ns
+        run.adjusted = run.adjusted or adjusted
         ts = event.timestamp_ns if event.timestamp_ns is not None else received_ns
         run.note_time(ts)
         match event:
             case FlowStarted():
                 self._flow_started(run, event, ts)
             case TaskStarted():
-                self._task_started(run, event, ts, out)
+                out.extend(self._pairing.started(run, event, ts, adjusted))
             case TaskCompleted() | TaskFailed():
-                self._task_ended(run, event, ts, out)
+                out.extend(self._pairing.ended(run, event, ts, adjusted))
             case FlowCompleted() | FlowError():
                 out.extend(self._finish(run, ts, event))
             case UnknownEvent():
@@ -170,101 +192,14 @@ class Tracker:
 
     def _flow_started(self, run: RunState, event: FlowStarted, ts: int) -> None:
         run.started_ns = ts if run.started_ns is None else min(run.started_ns, ts)
-        run.flow_task_id = run.flow_task_id or event.task_id
-        run.message = run.message or event.message
+        self._note_flow_fields(run, event)
 
-    def _task_started(
-        self, run: RunState, event: TaskStarted, ts: int, out: list[TrackerOutput]
-    ) -> None:
-        name = event.task_name or event.task_id
-        if name is None:
-            out.append(self._drop(run, event, DropReason.NO_TASK_IDENTITY))
-            return
-        if event.task_id is not None:
-            if event.task_id in run.finished_ids:
-                out.append(self._drop(run, event, DropReason.LATE_START))
-                return
-            if event.task_id in run.open_by_id:
-                out.append(self._drop(run, event, DropReason.DUPLICATE))
-                return
-            task = self._new_task(run, name, event.task_id, ts, event.input)
-            run.open_by_id[event.task_id] = task
-            return
-        ends = run.unmatched_ends.get(name)
-        if ends:
-            match = next((i for i, end in enumerate(ends) if end >= ts), None)
-            if match is not None:
-                del ends[match]
-                out.append(self._drop(run, event, DropReason.LATE_START))
-                return
-        task = self._new_task(run, name, None, ts, event.input)
-        run.open_by_name.setdefault(name, []).append(task)
-
-    def _new_task(
-        self, run: RunState, name: str, task_id: str | None, start_ns: int, task_input: object
-    ) -> TaskState:
-        occurrence = 0
-        if task_id is None:
-            occurrence = run.occurrences.get(name, 0) + 1
-            run.occurrences[name] = occurrence
-        key = task_key(task_id, name, occurrence)
-        span_id = task_span_id(run.flow_name, run.run_name, key)
-        return TaskState(name, task_id, occurrence, span_id, start_ns, task_input)
-
-    def _task_ended(
-        self, run: RunState, event: TaskCompleted | TaskFailed, ts: int, out: list[TrackerOutput]
-    ) -> None:
-        name = event.task_name or event.task_id
-        if name is None:
-            out.append(self._drop(run, event, DropReason.NO_TASK_IDENTITY))
-            return
-        task: TaskState | None = None
-        synthetic = False
-        if event.task_id is not None:
-            if event.task_id in run.finished_ids:
-                out.append(self._drop(run, event, DropReason.DUPLICATE))
-                return
-            task = run.open_by_id.pop(event.task_id, None)
-            if task is None and event.task_name is not None:
-                # The start carried no task_id: pair by name.
-                task = self._pop_by_name(run, event.task_name)
-        else:
-            task = self._pop_by_name(run, name)
-            if task is None:
-                # The start carried a task_id that the end lacks: pair by name.
-                task = self._pop_open_id_by_name(run, name)
-        if task is None:
-            synthetic = True
-            start = ts - seconds_to_ns(event.execution_time or 0.0)
-            if start <= 0:  # an execution_time longer than the epoch is not usable
-                start = ts
-            task = self._new_task(run, name, event.task_id, start, None)
-            if event.task_id is None:
-                run.unmatched_ends.setdefault(name, []).append(ts)
-        for finished_id in (event.task_id, task.task_id):
-            if finished_id is not None:
-                run.finished_ids.add(finished_id)
-        end = max(ts, task.start_ns)
-        out.append(spans.task_span(run, task, end, event, synthetic, self.policy))
-
-    @staticmethod
-    def _pop_by_name(run: RunState, name: str) -> TaskState | None:
-        """Take the oldest open execution of ``name`` that started without a task_id."""
-        queue = run.open_by_name.get(name)
-        if not queue:
-            return None
-        task = queue.pop(0)
-        if not queue:
-            del run.open_by_name[name]
-        return task
-
-    @staticmethod
-    def _pop_open_id_by_name(run: RunState, name: str) -> TaskState | None:
-        """Take the earliest-started open execution of ``name`` that has a task_id."""
-        candidates = [(t.start_ns, k) for k, t in run.open_by_id.items() if t.task_name == name]
-        if not candidates:
-            return None
-        return run.open_by_id.pop(min(candidates)[1])
+    def _note_flow_fields(self, run: RunState, event: TrackedEvent) -> None:
+        """Keep the flow event's task_id and message, in their exported form."""
+        if run.flow_task_id is None and event.task_id is not None:
+            run.flow_task_id = clean_name(event.task_id)
+        if run.message is None and event.message is not None:
+            run.message = self.policy.text(event.message)
 
     def _unknown(
         self, run: RunState, event: UnknownEvent, ts: int, out: list[TrackerOutput]
@@ -344,11 +279,11 @@ class Tracker:
                 end = max(end, candidate)
         completed_keys: set[str] = set()
         if isinstance(terminal, FlowCompleted) and isinstance(terminal.output, dict):
-            completed_keys = {str(k) for k in terminal.output}
+            completed_keys = {digest(str(k)) for k in terminal.output}
+        if terminal is not None:
+            self._note_flow_fields(run, terminal)
         for task in open_tasks:
-            task_result = (
-                Result.SUCCESS if task.task_name in completed_keys else Result.CANCELLATION
-            )
+            task_result = Result.SUCCESS if task.name_key in completed_keys else Result.CANCELLATION
             out.append(spans.incomplete_task_span(run, task, end, task_result, self.policy))
         root = spans.root_span(run, end, terminal, result, self.policy, reason)
         out.append(root)

@@ -31,6 +31,7 @@ from otel_bridge.core.outputs import (
     RunOpened,
 )
 from otel_bridge.core.records import Result, SpanRecord
+from otel_bridge.core.redaction import clean_name
 from otel_bridge.sinks.labels import LabelGuard
 from otel_bridge.sources.states import SubscriptionState
 
@@ -220,7 +221,7 @@ class Metrics:
 
     def _flow(self, flow_name: str) -> str:
         """Return the flow_name label of a flow; its result series exist from its first sight."""
-        flow = self.flow_label(flow_name)
+        flow = self.flow_label(clean_name(flow_name))
         if flow not in self._flows:
             self._flows.add(flow)
             for result in RUN_RESULTS:
@@ -231,7 +232,7 @@ class Metrics:
 
     def _task(self, flow: str, task_name: str | None) -> str:
         """Return the task_name label of a task; its result series exist from its first sight."""
-        task = self.task_label(task_name)
+        task = self.task_label(clean_name(task_name) if task_name else None)
         if (flow, task) not in self._tasks:
             self._tasks.add((flow, task))
             for result in TASK_RESULTS:
@@ -298,7 +299,9 @@ class Metrics:
             span.duration_s, exemplar={"trace_id": span.trace_id_hex}
         )
         if span.result is Result.FAILURE:
-            error_type = self.error_label((span.error_type or "_OTHER")[:MAX_ERROR_TYPE_LENGTH])
+            error_type = self.error_label(
+                clean_name(span.error_type or "_OTHER", MAX_ERROR_TYPE_LENGTH)
+            )
             self.task_errors.labels(flow, task, error_type).inc()
 
     # -- bridge health ------------------------------------------------------------------

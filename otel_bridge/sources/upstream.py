@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from otel_bridge.core.engine import Engine, is_fresh_event
 from otel_bridge.core.outputs import Output
 from otel_bridge.core.records import Result
-from otel_bridge.core.redaction import redact_text
+from otel_bridge.core.redaction import clean_name, redact_text
 from otel_bridge.settings import Settings
 from otel_bridge.sinks.router import Router
 from otel_bridge.sources.backoff import backoff
@@ -33,7 +33,7 @@ from otel_bridge.sources.states import ConnectOutcome, SubscriptionState
 log = logging.getLogger(__name__)
 
 APP_PING = '{"type":"ping"}'
-MAX_FRAME_BYTES = 16 * 1024 * 1024
+MAX_FRAME_BYTES = 16 * 1024 * 1024  # the socket's own limit; the engine's is max_frame_bytes
 # Handshake answers that retrying will not fix.
 FATAL_STATUS = frozenset({400, 401, 403, 405, 410})
 # Once the run has started, a 404 means the run socket is gone too: LAO has no replay, so
@@ -114,8 +114,8 @@ class Subscription:
         """A JSON-able summary for ``GET /v1/runs``."""
         trace_id = self.engine.trace_id_of(self.flow_name, self.run_name)
         return {
-            "flow_name": self.flow_name,
-            "run_name": self.run_name,
+            "flow_name": clean_name(self.flow_name),
+            "run_name": clean_name(self.run_name),
             "state": self.state,
             "url": self.display_url,
             "trace_id": f"{trace_id:032x}",
