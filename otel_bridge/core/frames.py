@@ -16,6 +16,7 @@ import json
 import re
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from otel_bridge.core.events import EVENT_ADAPTER, TrackedEvent
@@ -67,15 +68,20 @@ def classify_frame(frame: str | bytes, max_bytes: int = MAX_FRAME_BYTES) -> Fram
     if not text.startswith(("{", "[")):
         return _text_noise(text)
     try:
-        data = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        return Rejected(RejectReason.INVALID_JSON, str(exc)[:200])
-    if _LONE_SURROGATE.search(text):
-        # Cut first: the scrub recurses, and valid JSON may nest deeper than the stack.
-        if isinstance(data, dict | list) and _depth_exceeds(data, MAX_PAYLOAD_DEPTH):
-            data = _cut_depth(data, MAX_PAYLOAD_DEPTH)
-        data = _scrub_surrogates(data)
-    return classify_object(data)
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:  # lone surrogates, NaN, deep nesting: the tolerant way
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            return Rejected(RejectReason.INVALID_JSON, str(exc)[:200])
+        if _LONE_SURROGATE.search(text):
+            # Cut first: the scrub recurses, and valid JSON may nest deeper than the stack.
+            if isinstance(data, dict | list) and _depth_exceeds(data, MAX_PAYLOAD_DEPTH):
+                data = _cut_depth(data, MAX_PAYLOAD_DEPTH)
+            data = _scrub_surrogates(data)
+    # Fewer brackets than the depth limit cannot nest deeper than it: skip the walk.
+    shallow = text.count("{") + text.count("[") <= MAX_PAYLOAD_DEPTH
+    return classify_object(data, shallow=shallow)
 
 
 def _scrub_surrogates(value: Any) -> Any:
@@ -89,8 +95,11 @@ def _scrub_surrogates(value: Any) -> Any:
     return value
 
 
-def classify_object(data: Any) -> Frame:
-    """Classify an already decoded JSON value (a recorded frame, a test's dict)."""
+def classify_object(data: Any, *, shallow: bool = False) -> Frame:
+    """Classify an already decoded JSON value (a recorded frame, a test's dict).
+
+    ``shallow`` says the caller knows it nests less than the depth limit.
+    """
     if not isinstance(data, dict):
         return Rejected(RejectReason.NOT_AN_OBJECT, type(data).__name__)
     kind = data.get("event_type")
@@ -100,7 +109,7 @@ def classify_object(data: Any) -> Frame:
         return Rejected(RejectReason.NO_EVENT_TYPE, f"event_type is {kind!r}")
     if kind.lower() in NOISE_EVENT_TYPES:
         return Noise(NoiseReason.KEEPALIVE)
-    if _depth_exceeds(data, MAX_PAYLOAD_DEPTH):
+    if not shallow and _depth_exceeds(data, MAX_PAYLOAD_DEPTH):
         data = _cut_depth(data, MAX_PAYLOAD_DEPTH)
     try:
         return EVENT_ADAPTER.validate_python(data)

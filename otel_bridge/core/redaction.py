@@ -25,6 +25,8 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from otel_bridge.core.json_redaction import redact_json
 from otel_bridge.core.secrets import REDACTED, is_secret_key, might_hold_secret, redact_text
 
@@ -61,7 +63,10 @@ class CaptureMode(StrEnum):
 
 def compact_json(value: Any) -> str:
     """Serialise a JSON-like value compactly, tolerating non-JSON leaves."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    try:
+        return orjson.dumps(value).decode("utf-8")
+    except (TypeError, orjson.JSONEncodeError):  # big ints, odd keys, surrogates: the slow way
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def truncate_utf8(text: str, max_bytes: int) -> tuple[str, bool]:

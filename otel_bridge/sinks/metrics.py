@@ -12,6 +12,7 @@ exporter's failure reasons) are created at zero before their first increment, so
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
@@ -200,6 +201,7 @@ class Metrics:
         self.error_label = LabelGuard(
             (), (), MAX_ERROR_TYPES, OverflowCounter(self.label_overflow, "error_type")
         )
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._flows: set[str] = set()
         self._tasks: set[tuple[str, str]] = set()
         self._exporters: set[str] = set()
@@ -255,6 +257,17 @@ class Metrics:
         """Count one event by type (the six documented types, else ``unknown``)."""
         self.events.labels(event_type if event_type in EVENT_TYPES else "unknown").inc()
 
+    def _child(self, metric: Counter | Gauge | Histogram, *labels: str) -> Any:
+        """A metric's child for label values, bound once and cached (``labels()`` is slow).
+
+        The cache holds one entry per series, so the cardinality guard bounds it too.
+        """
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def observe(self, output: Output) -> None:
         """Update the metrics for one engine output."""
         match output:
@@ -263,46 +276,47 @@ class Metrics:
             case SpanRecord():
                 self._task_finished(output)
             case EventReceived():
-                self.event_received(output.event_type)
+                event_type = output.event_type if output.event_type in EVENT_TYPES else "unknown"
+                self._child(self.events, event_type).inc()
                 if output.lag_s is not None:
                     self.event_lag.observe(output.lag_s)
             case RunOpened():
                 flow = self._flow(output.flow_name)
-                self.runs_started.labels(flow).inc()
-                self.runs_active.labels(flow).inc()
+                self._child(self.runs_started, flow).inc()
+                self._child(self.runs_active, flow).inc()
             case RunClosed(without_root=True):
                 self._run_finished(output.flow_name, output.result, None)
             case EventDropped():
-                self.events_dropped.labels(output.reason).inc()
+                self._child(self.events_dropped, output.reason).inc()
             case FrameIgnored():
-                self.frames_ignored.labels(output.reason).inc()
+                self._child(self.frames_ignored, output.reason).inc()
             case FrameRejected():
-                self.frames_rejected.labels(output.reason).inc()
+                self._child(self.frames_rejected, output.reason).inc()
             case InternalError():
-                self.frames_rejected.labels(RejectReason.INTERNAL.value).inc()
+                self._child(self.frames_rejected, RejectReason.INTERNAL.value).inc()
 
     def _run_finished(self, flow_name: str, result: Result, root: SpanRecord | None) -> None:
         flow = self._flow(flow_name)
-        self.runs.labels(flow, result.value).inc()
+        self._child(self.runs, flow, result.value).inc()
         if root is not None:
-            self.run_duration.labels(flow, result.value).observe(
+            self._child(self.run_duration, flow, result.value).observe(
                 root.duration_s, exemplar={"trace_id": root.trace_id_hex}
             )
-        self.runs_active.labels(flow).dec()
+        self._child(self.runs_active, flow).dec()
 
     def _task_finished(self, span: SpanRecord) -> None:
         flow = self._flow(span.flow_name)
         task = self._task(flow, span.task_name)
         result = span.result.value
-        self.task_runs.labels(flow, task, result).inc()
-        self.task_duration.labels(flow, task, result).observe(
+        self._child(self.task_runs, flow, task, result).inc()
+        self._child(self.task_duration, flow, task, result).observe(
             span.duration_s, exemplar={"trace_id": span.trace_id_hex}
         )
         if span.result is Result.FAILURE:
             error_type = self.error_label(
                 clean_name(span.error_type or "_OTHER", MAX_ERROR_TYPE_LENGTH)
             )
-            self.task_errors.labels(flow, task, error_type).inc()
+            self._child(self.task_errors, flow, task, error_type).inc()
 
     # -- bridge health ------------------------------------------------------------------
     def set_subscriptions(self, counts: Mapping[str, int]) -> None:

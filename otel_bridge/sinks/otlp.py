@@ -1,7 +1,10 @@
-"""Span records on the wire: OpenTelemetry SDK spans for the OTLP exporters, OTLP/JSON for files.
+"""Span records on the wire: OTLP protobuf bytes, OTLP/JSON for files, SDK spans as reference.
 
-Both encodings go through the SDK's own OTLP protobuf encoder, so a span written to a file
-is the same message a Collector or Jaeger receives.
+:func:`encoder_for` gives the direct encoder (:mod:`.otlp_wire`) of a resource: the OTLP
+exporters send its bytes, and the file sink writes the same message as OTLP/JSON, so a
+span written to a file is the message a Collector or Jaeger receives.
+:func:`to_readable_span` builds the SDK's own span of a record: the reference the direct
+encoder is tested against.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from google.protobuf.json_format import MessageToDict
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -19,7 +22,8 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, TraceFlags
 from opentelemetry.trace import StatusCode as OtelStatusCode
 
 from otel_bridge import __version__
-from otel_bridge.core.records import SpanRecord, StatusCode
+from otel_bridge.core.records import AttributeValue, SpanRecord, StatusCode
+from otel_bridge.sinks.otlp_wire import Encoder
 
 SCOPE = InstrumentationScope("otel_bridge", __version__)
 _STATUS = {
@@ -72,9 +76,21 @@ def _hex_ids(value: Any) -> Any:
     return value
 
 
+def encoder_for(resource: Resource) -> Encoder:
+    """The direct OTLP encoder of spans of ``resource``, in the bridge's scope."""
+    attrs: dict[str, AttributeValue] = {}
+    for key, value in resource.attributes.items():
+        if isinstance(value, str | bool | int | float):
+            attrs[key] = value
+        elif isinstance(value, Sequence):
+            attrs[key] = [str(item) for item in value]
+    return Encoder(attrs, SCOPE.name, SCOPE.version or "", resource.schema_url or "")
+
+
 def traces_data(records: Iterable[SpanRecord], resource: Resource) -> dict[str, Any]:
     """Encode records as one OTLP/JSON ``TracesData`` object (Collector file-exporter form)."""
-    request = encode_spans([to_readable_span(r, resource) for r in records])
+    wire = encoder_for(resource).request(records)
+    request = ExportTraceServiceRequest.FromString(wire)
     as_dict = MessageToDict(request, use_integers_for_enums=True)
     return dict(_hex_ids(as_dict))
 

@@ -18,7 +18,8 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from otel_bridge.core.records import SpanRecord
 from otel_bridge.errors import ExportError
-from otel_bridge.sinks.otlp import to_readable_span, traces_data
+from otel_bridge.sinks.otlp import encoder_for, to_readable_span, traces_data
+from otel_bridge.sinks.otlp_exporters import GrpcBytesExporter, HttpBytesExporter, bytes_exporter
 
 
 class SpanSink(Protocol):
@@ -34,18 +35,28 @@ class SpanSink(Protocol):
 
 
 class OtlpSink:
-    """OTLP via the OpenTelemetry SDK exporters, configured by the standard OTEL_* variables."""
+    """OTLP via the OpenTelemetry SDK exporters, configured by the standard OTEL_* variables.
+
+    With the bridge's exporters (:mod:`.otlp_exporters`) a batch is encoded straight to
+    protobuf bytes; any other SDK ``SpanExporter`` gets SDK spans (the reference path).
+    """
 
     def __init__(self, exporter: SpanExporter, resource: Resource, name: str = "otlp") -> None:
         self.name = name
         self._exporter = exporter
         self._resource = resource
+        self._encoder = encoder_for(resource)
 
     def export(self, records: Sequence[SpanRecord]) -> None:
         """Send one batch; raise when the exporter reports failure."""
-        spans = [to_readable_span(r, self._resource) for r in records]
-        if self._exporter.export(spans) is not SpanExportResult.SUCCESS:
-            raise ExportError(f"{self.name}: exporter reported failure for {len(spans)} spans")
+        exporter = self._exporter
+        if isinstance(exporter, GrpcBytesExporter | HttpBytesExporter):
+            sent = exporter.export_bytes(self._encoder.request(records), len(records))
+        else:
+            spans = [to_readable_span(r, self._resource) for r in records]
+            sent = exporter.export(spans) is SpanExportResult.SUCCESS
+        if not sent:
+            raise ExportError(f"{self.name}: exporter reported failure for {len(records)} spans")
 
     def shutdown(self) -> None:
         """Shut the SDK exporter down."""
@@ -70,17 +81,8 @@ def otlp_protocol(environ: dict[str, str] | None = None) -> str:
 def otlp_sink_from_env(resource: Resource, protocol: str | None = None) -> OtlpSink:
     """Build the OTLP sink the standard environment variables describe."""
     chosen = protocol or otlp_protocol()
-    if chosen == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-            OTLPSpanExporter as GrpcExporter,
-        )
-
-        return OtlpSink(GrpcExporter(), resource, "otlp-grpc")
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-        OTLPSpanExporter as HttpExporter,
-    )
-
-    return OtlpSink(HttpExporter(), resource, "otlp-http")
+    name = "otlp-grpc" if chosen == "grpc" else "otlp-http"
+    return OtlpSink(bytes_exporter(chosen), resource, name)
 
 
 class FileSink:
