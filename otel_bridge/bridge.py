@@ -17,11 +17,12 @@ from otel_bridge.core.outputs import Output, RunClosed
 from otel_bridge.core.records import Result
 from otel_bridge.core.redaction import PayloadPolicy
 from otel_bridge.errors import RunConflict, SettingsError, TooManySubscriptions
+from otel_bridge.otel_env import OtelEnv, read_otel_env
 from otel_bridge.settings import Settings
 from otel_bridge.sinks.export_queue import ExportQueue
 from otel_bridge.sinks.metrics import SUBSCRIPTION_STATES, Metrics
 from otel_bridge.sinks.router import Router
-from otel_bridge.sinks.span_sinks import FileSink, SpanSink, otlp_sink_from_env
+from otel_bridge.sinks.span_sinks import ConsoleSink, FileSink, SpanSink, otlp_sink_from_env
 from otel_bridge.sources.upstream import Subscription
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 DEFAULT_SERVICE_NAME = "lao-workflows"
 KEEP_FINISHED = 1000
 WATCHDOG_PERIOD_S = 1.0
+DEFAULT_BATCH = 512  # spans per export request (OTEL_BSP_MAX_EXPORT_BATCH_SIZE)
+DEFAULT_DELAY_S = 0.2  # longest wait for a full batch (OTEL_BSP_SCHEDULE_DELAY, in ms)
 
 
 def make_resource(extra: dict[str, str] | None = None) -> Resource:
@@ -40,12 +43,20 @@ def make_resource(extra: dict[str, str] | None = None) -> Resource:
     return resource
 
 
-def build_sinks(settings: Settings, resource: Resource) -> list[SpanSink]:
-    """The sinks the settings ask for: OTLP (gRPC or HTTP) and/or an OTLP/JSON file."""
+def build_sinks(
+    settings: Settings, resource: Resource, otel: OtelEnv | None = None
+) -> list[SpanSink]:
+    """The sinks the settings and OTEL_* ask for: OTLP (gRPC or HTTP), console, a file."""
+    otel = otel or read_otel_env()
     sinks: list[SpanSink] = []
     try:
-        if settings.otlp_enabled():
-            sinks.append(otlp_sink_from_env(resource))
+        if otel.disabled:
+            log.info("OTEL_SDK_DISABLED=true: spans are not exported (metrics still are)")
+        else:
+            if settings.otlp_enabled(exporters=otel.exporters):
+                sinks.append(otlp_sink_from_env(resource))
+            if "console" in otel.exporters:
+                sinks.append(ConsoleSink(resource))
         if settings.traces_out:
             sinks.append(FileSink(settings.traces_out, resource))
     except (ValueError, OSError) as exc:
@@ -74,9 +85,17 @@ class Bridge:
             max_label_values=settings.max_label_values,
         )
         self.resource = make_resource()
-        chosen = list(sinks) if sinks is not None else build_sinks(settings, self.resource)
+        otel = read_otel_env()
+        chosen = list(sinks) if sinks is not None else build_sinks(settings, self.resource, otel)
         self.queues = [
-            ExportQueue(sink, self.metrics, max_queue=settings.export_queue_size) for sink in chosen
+            ExportQueue(
+                sink,
+                self.metrics,
+                max_queue=otel.queue_size or settings.export_queue_size,
+                max_batch=otel.batch_size or DEFAULT_BATCH,
+                delay_s=otel.delay_s or DEFAULT_DELAY_S,
+            )
+            for sink in chosen
         ]
         for queue in self.queues:
             self.metrics.register_exporter(queue.sink.name)
@@ -86,6 +105,7 @@ class Bridge:
             max_open_tasks=settings.max_open_tasks,
             max_past_s=settings.timestamp_max_age_s,
             max_future_s=settings.timestamp_max_skew_s,
+            sampler=otel.sampler,
         )
         self.engine = Engine(policy, limits)
         self.router = Router(self.queues, self.metrics)

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, disable_created_metrics
@@ -46,6 +47,15 @@ REPLAY_SETTINGS = (
 )
 
 
+def version_line() -> str:
+    """``otel-bridge X (OpenTelemetry SDK Y)``."""
+    try:
+        sdk = metadata.version("opentelemetry-sdk")
+    except metadata.PackageNotFoundError:  # pragma: no cover - the SDK is a dependency
+        sdk = "unknown"
+    return f"otel-bridge {__version__} (OpenTelemetry SDK {sdk})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, with every subcommand and setting."""
     parser = argparse.ArgumentParser(
@@ -53,9 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="LAO run sockets in, OpenTelemetry traces and Prometheus metrics out.",
         epilog="Standard OTEL_* variables configure OTLP export (OTEL_EXPORTER_OTLP_ENDPOINT, "
         "OTEL_EXPORTER_OTLP_PROTOCOL=grpc|http/protobuf, OTEL_EXPORTER_OTLP_HEADERS, "
-        "OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES).",
+        "OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_EXPORTER=otlp,console,none, "
+        "OTEL_TRACES_SAMPLER, OTEL_SDK_DISABLED, OTEL_BSP_*).",
     )
-    parser.add_argument("--version", action="version", version=f"otel-bridge {__version__}")
+    parser.add_argument("--version", action="version", version=version_line())
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     serve = commands.add_parser(

@@ -6,6 +6,7 @@
     ├── SettingsError (ValueError)   a setting with a bad value; the CLI exits 2 with it
     ├── StateError (ValueError)      saved state of another version, or damaged
     ├── TraceParentError (ValueError)  a traceparent that is not W3C trace context
+    ├── SamplerError (ValueError)    an OTEL_TRACES_SAMPLER / _ARG that cannot be used
     ├── InvalidName (ValueError)     a flow/run name the bridge will not put in a URL
     ├── RunConflict                  the run already ended, or the bridge is stopping
     │   └── TooManySubscriptions     ``max_subscriptions`` runs are followed already
@@ -13,8 +14,8 @@
     └── FlowError (ValueError)       a run-dag body the LAO simulator refuses (HTTP 422);
                                      otel_bridge.simulator.FlowError, not the flow_error event
 
-The core's own (:class:`StateError`, :class:`TraceParentError`) live in
-:mod:`otel_bridge.core.errors`, since ``core/`` imports nothing outside itself.
+The core's own (:class:`StateError`, :class:`TraceParentError`, :class:`SamplerError`) live
+in ``core/``, since ``core/`` imports nothing outside itself.
 Errors of the libraries underneath (aiohttp, websockets, grpc) are caught at the edges
 and become one of these, a log line and a counter, or an HTTP answer.
 """
@@ -22,12 +23,14 @@ and become one of these, a log line and a counter, or an HTTP answer.
 from __future__ import annotations
 
 from otel_bridge.core.errors import BridgeError, StateError, TraceParentError
+from otel_bridge.core.sampling import SamplerError
 
 __all__ = [
     "BridgeError",
     "ExportError",
     "InvalidName",
     "RunConflict",
+    "SamplerError",
     "SettingsError",
     "StateError",
     "TooManySubscriptions",

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hmac
 import json
+from dataclasses import replace
 
 from aiohttp import web
 
 from otel_bridge.bridge import Bridge
-from otel_bridge.core.ids import TraceParent, parse_traceparent
+from otel_bridge.core.ids import TraceParent, parse_traceparent, parse_tracestate
 from otel_bridge.errors import InvalidName, RunConflict, TooManySubscriptions, TraceParentError
 from otel_bridge.names import validate_name
 from otel_bridge.sinks.exposition import render
@@ -54,6 +55,9 @@ async def post_run(request: web.Request) -> web.Response:
     if body.get("traceparent") is not None:
         try:
             parent = parse_traceparent(body["traceparent"])
+            state = body.get("tracestate")
+            if state is not None:
+                parent = replace(parent, state=parse_tracestate(state))
         except TraceParentError as exc:
             return _error(400, str(exc))
     if not bridge.ready:

@@ -194,19 +194,25 @@ class Settings(BaseModel):
             headers.append(("Origin", self.upstream_origin))
         return headers
 
-    def otlp_enabled(self, environ: Mapping[str, str] | None = None) -> bool:
-        """Whether spans go out over OTLP."""
+    def otlp_enabled(
+        self, environ: Mapping[str, str] | None = None, exporters: Sequence[str] | None = None
+    ) -> bool:
+        """Whether spans go out over OTLP.
+
+        ``auto``: when ``OTEL_TRACES_EXPORTER`` lists ``otlp``, or is unset and an OTLP
+        endpoint variable is set.
+        """
         if self.otlp != "auto":
             return self.otlp == "on"
         env = os.environ if environ is None else environ
-        if env.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
-            return False
-        return (
-            any(
-                env.get(k)
-                for k in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-            )
-            or env.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "otlp"
+        if exporters is None:
+            raw = env.get("OTEL_TRACES_EXPORTER", "")
+            exporters = [e.strip().lower() for e in raw.split(",") if e.strip()]
+        if exporters:
+            return "otlp" in exporters
+        return any(
+            env.get(k)
+            for k in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         )
 
 

@@ -64,6 +64,7 @@ def records(draw: st.DrawFn) -> SpanRecord:
         status=status,
         status_message=draw(st.one_of(st.none(), st.text(max_size=30))),
         result=Result.SUCCESS,
+        trace_state=draw(st.sampled_from(["", "vendor=value", "a=1,b=2"])),
     )
 
 

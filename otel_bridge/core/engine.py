@@ -14,7 +14,7 @@ and comes back through :meth:`Engine.restore`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from otel_bridge.core import snapshot as snapshots
@@ -36,6 +36,7 @@ from otel_bridge.core.outputs import (
 from otel_bridge.core.records import Result
 from otel_bridge.core.redaction import MARGIN_CHARS, PayloadPolicy, compact_json, redact_text
 from otel_bridge.core.run_state import RunKey
+from otel_bridge.core.sampling import Sampler
 from otel_bridge.core.tracker import Tracker
 
 RawFrame = str | bytes | Mapping[str, Any]
@@ -88,6 +89,7 @@ class Limits:
     remember_closed: int = 100_000  # ended runs remembered (late events dropped, not reopened)
     max_past_s: float = 86_400.0  # event timestamps older than receive time minus this...
     max_future_s: float = 300.0  # ...or later than receive time plus this are replaced
+    sampler: Sampler = field(default_factory=Sampler)  # which runs are exported
 
 
 class Engine:
@@ -102,6 +104,7 @@ class Engine:
             max_open_tasks=self.limits.max_open_tasks,
             max_executions=self.limits.max_executions,
             max_open_runs=self.limits.max_open_runs,
+            sampler=self.limits.sampler,
         )
         self._past_ns = int(self.limits.max_past_s * 1e9)
         self._future_ns = int(self.limits.max_future_s * 1e9)

@@ -50,10 +50,29 @@ class TraceParent:
     trace_id: int
     span_id: int
     sampled: bool
+    state: str = ""  # the W3C tracestate registered with it, kept on the run's spans
 
     def __str__(self) -> str:
         flags = "01" if self.sampled else "00"
         return f"00-{self.trace_id:032x}-{self.span_id:016x}-{flags}"
+
+
+_TRACESTATE_MEMBER = re.compile(
+    r"^[a-z0-9][_0-9a-z\-*/@]{0,255}=[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,256}$"
+)
+
+
+def parse_tracestate(value: object) -> str:
+    """A W3C ``tracestate`` value (at most 32 ``key=value`` members), normalised; else raise."""
+    if not isinstance(value, str):
+        raise TraceParentError("tracestate must be a string")
+    members = [m.strip() for m in value.split(",") if m.strip()]
+    if len(members) > 32:
+        raise TraceParentError("tracestate has more than 32 members")
+    for member in members:
+        if not _TRACESTATE_MEMBER.match(member):
+            raise TraceParentError(f"tracestate member {member[:40]!r} is not key=value")
+    return ",".join(members)
 
 
 def parse_traceparent(value: str) -> TraceParent:

@@ -62,6 +62,8 @@ class SpanRecord:
     status_message: str | None
     result: Result
     error_type: str | None = None
+    sampled: bool = True  # False: the run's sampler said no; metrics only, not exported
+    trace_state: str = ""
 
     @property
     def duration_s(self) -> float:

@@ -88,6 +88,7 @@ class RunState:
     seen: set[str] = field(default_factory=set)
     root_events: list[SpanEvent] = field(default_factory=list)
     spans_exported: bool = False
+    sampled: bool = True
 
     @property
     def key(self) -> RunKey:

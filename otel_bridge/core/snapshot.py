@@ -38,6 +38,8 @@ def _run_to_json(run: RunState) -> dict[str, Any]:
         "trace_id": f"{run.trace_id:032x}",
         "root_span_id": f"{run.root_span_id:016x}",
         "parent": str(run.parent) if run.parent else None,
+        "parent_state": run.parent.state if run.parent else "",
+        "sampled": run.sampled,
         "opened_at_ns": run.opened_at_ns,
         "last_activity_ns": run.last_activity_ns,
         "first_ns": run.first_ns,
@@ -67,7 +69,9 @@ def _run_from_json(data: dict[str, Any]) -> RunState:
     parent = None
     if data["parent"]:
         _, trace_hex, span_hex, flags = data["parent"].split("-")
-        parent = TraceParent(int(trace_hex, 16), int(span_hex, 16), flags == "01")
+        parent = TraceParent(
+            int(trace_hex, 16), int(span_hex, 16), flags == "01", str(data["parent_state"])
+        )
     run = RunState(
         flow_name=data["flow_name"],
         run_name=data["run_name"],
@@ -91,6 +95,7 @@ def _run_from_json(data: dict[str, Any]) -> RunState:
         unmatched_ends={k: sorted(int(e) for e in v) for k, v in data["unmatched_ends"].items()},
         seen={str(i) for i in data["seen"]},
         spans_exported=bool(data["spans_exported"]),
+        sampled=bool(data["sampled"]),
         root_events=[
             SpanEvent(e["name"], e["time_ns"], e["attributes"]) for e in data["root_events"]
         ],

@@ -71,6 +71,8 @@ def _task_record(
         status_message=message,
         result=result,
         error_type=error_type,
+        sampled=run.sampled,
+        trace_state=run.parent.state if run.parent else "",
     )
 
 
@@ -185,4 +187,6 @@ def root_span(
         status_message=message,
         result=result,
         error_type=error_type,
+        sampled=run.sampled,
+        trace_state=run.parent.state if run.parent else "",
     )

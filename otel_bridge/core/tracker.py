@@ -38,6 +38,7 @@ from otel_bridge.core.pairing import Pairing
 from otel_bridge.core.records import Result
 from otel_bridge.core.redaction import PayloadPolicy, clean_name
 from otel_bridge.core.run_state import RunKey, RunState, digest, identity
+from otel_bridge.core.sampling import Sampler
 
 
 class Tracker:
@@ -52,6 +53,7 @@ class Tracker:
         max_open_tasks: int = 1_000,
         max_executions: int = 100_000,
         max_open_runs: int = 100_000,
+        sampler: Sampler | None = None,
     ) -> None:
         self.policy = policy or PayloadPolicy()
         self.max_root_events = max_root_events
@@ -59,6 +61,7 @@ class Tracker:
         self.max_open_tasks = max_open_tasks
         self.max_executions = max_executions
         self.max_open_runs = max_open_runs
+        self.sampler = sampler or Sampler()
         self._pairing = Pairing(self.policy, max_open_tasks, max_executions)
         self._runs: dict[RunKey, RunState] = {}
         self._parents: dict[RunKey, TraceParent] = {}
@@ -87,6 +90,7 @@ class Tracker:
         if run is not None:
             run.parent = parent
             run.trace_id = parent.trace_id if parent else run_trace_id(flow_name, run_name)
+            run.sampled = self.sampler.sampled(run.trace_id, parent)
         return True
 
     @property
@@ -187,6 +191,7 @@ class Tracker:
             opened_at_ns=received_ns,
             last_activity_ns=received_ns,
         )
+        run.sampled = self.sampler.sampled(run.trace_id, parent)
         self._runs[key] = run
         return run
 

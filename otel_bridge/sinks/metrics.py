@@ -299,8 +299,9 @@ class Metrics:
         flow = self._flow(flow_name)
         self._child(self.runs, flow, result.value).inc()
         if root is not None:
+            exemplar = {"trace_id": root.trace_id_hex} if root.sampled else None
             self._child(self.run_duration, flow, result.value).observe(
-                root.duration_s, exemplar={"trace_id": root.trace_id_hex}
+                root.duration_s, exemplar=exemplar
             )
         self._child(self.runs_active, flow).dec()
 
@@ -309,8 +310,9 @@ class Metrics:
         task = self._task(flow, span.task_name)
         result = span.result.value
         self._child(self.task_runs, flow, task, result).inc()
+        exemplar = {"trace_id": span.trace_id_hex} if span.sampled else None
         self._child(self.task_duration, flow, task, result).observe(
-            span.duration_s, exemplar={"trace_id": span.trace_id_hex}
+            span.duration_s, exemplar=exemplar
         )
         if span.result is Result.FAILURE:
             error_type = self.error_label(

@@ -18,7 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, Status, TraceFlags
+from opentelemetry.trace import SpanContext, SpanKind, Status, TraceFlags, TraceState
 from opentelemetry.trace import StatusCode as OtelStatusCode
 
 from otel_bridge import __version__
@@ -36,7 +36,10 @@ _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 
 def to_readable_span(record: SpanRecord, resource: Resource) -> ReadableSpan:
     """Build the SDK span an OTLP exporter sends for this record."""
-    context = SpanContext(record.trace_id, record.span_id, is_remote=False, trace_flags=_SAMPLED)
+    state = TraceState.from_header([record.trace_state]) if record.trace_state else None
+    context = SpanContext(
+        record.trace_id, record.span_id, is_remote=False, trace_flags=_SAMPLED, trace_state=state
+    )
     parent = None
     if record.parent_span_id is not None:
         parent = SpanContext(

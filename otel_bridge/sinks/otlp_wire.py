@@ -103,6 +103,8 @@ def span(record: SpanRecord) -> bytes:
         b"\x0a\x10" + record.trace_id.to_bytes(16, "big"),
         b"\x12\x08" + record.span_id.to_bytes(8, "big"),
     ]
+    if record.trace_state:
+        out.append(_text(3, record.trace_state))
     if record.parent_span_id is not None:
         out.append(b"\x22\x08" + record.parent_span_id.to_bytes(8, "big"))
     out.append(_text(5, record.name))

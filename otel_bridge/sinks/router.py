@@ -38,8 +38,9 @@ class Router:
         """Export finished spans, update metrics, log notices and tell listeners."""
         for output in outputs:
             if isinstance(output, SpanRecord):
-                for queue in self.queues:
-                    queue.submit(output)
+                if output.sampled:  # an unsampled run is counted in metrics, not exported
+                    for queue in self.queues:
+                        queue.submit(output)
             else:
                 _log(output)
             if self.metrics is not None:

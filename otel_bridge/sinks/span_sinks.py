@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -113,6 +114,30 @@ class FileSink:
                 self._file.close()
         except OSError as exc:
             raise ExportError(f"{self.name}: cannot close {self.path}: {exc}") from exc
+
+
+class ConsoleSink:
+    """OTLP/JSON ``TracesData`` lines on standard output (``OTEL_TRACES_EXPORTER=console``)."""
+
+    def __init__(self, resource: Resource, name: str = "console", out: IO[str] | None = None):
+        self.name = name
+        self._resource = resource
+        self._out = out
+        self._lock = threading.Lock()
+
+    def export(self, records: Sequence[SpanRecord]) -> None:
+        """Print one line."""
+        line = json.dumps(traces_data(records, self._resource), separators=(",", ":"))
+        out = self._out or sys.stdout
+        try:
+            with self._lock:
+                out.write(line + "\n")
+                out.flush()
+        except (OSError, ValueError) as exc:
+            raise ExportError(f"{self.name}: cannot write: {exc}") from exc
+
+    def shutdown(self) -> None:
+        """Nothing to release (standard output stays open)."""
 
 
 class MemorySink:
