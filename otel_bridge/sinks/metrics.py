@@ -329,22 +329,22 @@ class Metrics:
     def exported(self, exporter: str, count: int) -> None:
         """Count spans an exporter delivered."""
         self.register_exporter(exporter)
-        self.spans_exported.labels(exporter).inc(count)
+        self._child(self.spans_exported, exporter).inc(count)
 
     def failed(self, exporter: str, count: int) -> None:
         """Count spans an exporter failed to deliver."""
         self.register_exporter(exporter)
-        self.spans_failed.labels(exporter).inc(count)
+        self._child(self.spans_failed, exporter).inc(count)
 
     def dropped(self, exporter: str, reason: str, count: int) -> None:
         """Count spans dropped before export."""
         self.register_exporter(exporter)
-        self.spans_dropped.labels(exporter, reason).inc(count)
+        self._child(self.spans_dropped, exporter, reason).inc(count)
 
     def queue_depth(self, exporter: str, depth: int) -> None:
         """Set an exporter's queue depth."""
         self.register_exporter(exporter)
-        self.export_queue.labels(exporter).set(depth)
+        self._child(self.export_queue, exporter).set(depth)
 
 
 class OverflowCounter:
