@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv demo test system tools lint typecheck check bench dashboards image chart-sync chart-docs clean
+.PHONY: venv demo test test-fast system tools lint typecheck check bench dashboards image chart-sync chart-docs clean
 
 $(BIN)/otel-bridge: pyproject.toml
 	@echo "creating $(VENV) and installing otel-bridge with its dev tools (about a minute, once)"
@@ -29,6 +29,10 @@ tools:
 ## test: everything the test suite needs, then the whole suite
 test: venv system
 	$(BIN)/pytest
+
+## test-fast: the tests that start no server or binary (under a minute; no `make system`)
+test-fast: venv
+	$(BIN)/pytest -m "not integration"
 
 lint: venv
 	$(BIN)/ruff check otel_bridge tests dashboards bench tools

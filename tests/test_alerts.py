@@ -13,6 +13,8 @@ from test_dashboards import PROMTOOL, RULE_TESTS, RULES, alert_rules
 
 from support.process import require_binary
 
+pytestmark = pytest.mark.integration
+
 # The conditions issue 3 asks alerts for, and the alerts that cover them.
 REQUIRED = {
     "flow failure ratio high": "LaoFlowFailureRatioHigh",
@@ -45,7 +47,6 @@ def rule_tests() -> list[dict[str, Any]]:
     return [case for test in data["tests"] for case in test.get("alert_rule_test", [])]
 
 
-@pytest.mark.integration
 def test_promtool_check_rules_passes() -> None:
     """``promtool check rules`` accepts the rule file."""
     result = promtool("check", "rules", RULES.name)
@@ -53,7 +54,6 @@ def test_promtool_check_rules_passes() -> None:
     assert f"SUCCESS: {len(alert_rules())} rules found" in result.stdout
 
 
-@pytest.mark.integration
 def test_promtool_rule_unit_tests_pass() -> None:
     """``promtool test rules`` passes: each alert fires on its condition, not on look-alikes."""
     result = promtool("test", "rules", RULE_TESTS.name)

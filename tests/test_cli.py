@@ -14,6 +14,8 @@ from otel_bridge.cli import build_parser, main
 from otel_bridge.settings import Settings, SettingsError, env_of, load_settings
 from otel_bridge.sinks.otlp import spans_of
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).parent.parent
 
 

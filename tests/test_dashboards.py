@@ -26,6 +26,8 @@ from otel_bridge.sinks.metrics import Metrics
 from otel_bridge.sinks.span_sinks import MemorySink
 from support.process import require_binary
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parents[1]
 DASHBOARDS = REPO / "dashboards"
 RULES = DASHBOARDS / "alerts" / "otel-bridge-rules.yaml"
@@ -324,7 +326,6 @@ def test_every_metric_used_by_dashboards_and_alerts_is_exposed() -> None:
     assert len(used) >= 20
 
 
-@pytest.mark.integration
 def test_fed_registry_passes_promtool_check_metrics() -> None:
     """``promtool check metrics`` finds no problem in the text exposition of a fed registry."""
     promtool = require_binary(PROMTOOL, "apt-get install prometheus")
@@ -340,7 +341,6 @@ def test_fed_registry_passes_promtool_check_metrics() -> None:
     assert result.stdout.decode() + result.stderr.decode() == ""
 
 
-@pytest.mark.integration
 def test_every_dashboard_expression_parses(tmp_path: Path) -> None:
     """Every dashboard query (variables filled) parses: promtool checks them as rules."""
     promtool = require_binary(PROMTOOL, "apt-get install prometheus")

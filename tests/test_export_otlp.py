@@ -13,6 +13,8 @@ from otel_bridge.sinks.export_queue import ExportQueue
 from otel_bridge.sinks.span_sinks import otlp_protocol, otlp_sink_from_env
 from support.otlp_receiver import GrpcReceiver, HttpReceiver
 
+pytestmark = pytest.mark.integration
+
 FLOW = "Customer_Support_Pipeline"
 
 

@@ -27,6 +27,8 @@ import otel_bridge
 from otel_bridge.settings import SECRET_FIELDS, Settings, load_settings
 from support.process import require_binary
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "helm" / "otel-bridge"
 EXAMPLES = REPO / "helm" / "examples"
@@ -151,7 +153,6 @@ def bridge_container(rendered: Rendered) -> dict[str, Any]:
 # ---- helm lint / template -------------------------------------------------------------
 
 
-@pytest.mark.integration
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_helm_lint_strict(scenario: str) -> None:
     """`helm lint --strict` passes for each ci/ scenario."""
@@ -160,7 +161,6 @@ def test_helm_lint_strict(scenario: str) -> None:
     assert "[WARNING]" not in result.stdout and "[ERROR]" not in result.stdout
 
 
-@pytest.mark.integration
 def test_scenarios_render_the_objects_of_their_mode(scenarios: dict[str, Rendered]) -> None:
     """Standalone renders the workload objects, sidecar only the monitoring ones."""
     kinds = {name: sorted(o["kind"] for o in r.objects) for name, r in scenarios.items()}
@@ -178,7 +178,6 @@ def test_scenarios_render_the_objects_of_their_mode(scenarios: dict[str, Rendere
     assert scenarios["standalone-full"].one("Deployment")["spec"]["replicas"] == 3
 
 
-@pytest.mark.integration
 def test_sidecar_template_adds_the_bridge_to_an_app_pod(app_chart: Rendered) -> None:
     """An app chart including the named templates gets the container and volumes, no workload."""
     assert sorted(o["kind"] for o in app_chart.objects) == [
@@ -194,7 +193,6 @@ def test_sidecar_template_adds_the_bridge_to_an_app_pod(app_chart: Rendered) -> 
     )
 
 
-@pytest.mark.integration
 def test_sidecar_mode_refuses_a_service_monitor() -> None:
     """A ServiceMonitor needs a Service: in sidecar mode the chart says to use the PodMonitor."""
     sets = ["--set", "mode=sidecar", "--set", "serviceMonitor.enabled=true"]
@@ -203,7 +201,6 @@ def test_sidecar_mode_refuses_a_service_monitor() -> None:
     assert "use podMonitor" in result.stderr
 
 
-@pytest.mark.integration
 @pytest.mark.parametrize(
     ("setting", "culprit"),
     [
@@ -226,7 +223,6 @@ def test_schema_rejects_misspelled_or_bad_values(setting: str, culprit: str) -> 
 # ---- Kubernetes schemas and checkov ----------------------------------------------------
 
 
-@pytest.mark.integration
 @pytest.mark.timeout(900)
 def test_manifests_validate_against_kubernetes_schemas(manifests_dir: Path) -> None:
     """kubernetes-validate --strict accepts every rendered object (offline schemas)."""
@@ -245,7 +241,6 @@ def test_manifests_validate_against_kubernetes_schemas(manifests_dir: Path) -> N
     assert output.count(" passed for resource ") >= 12
 
 
-@pytest.mark.integration
 @pytest.mark.timeout(900)
 def test_checkov_finds_no_failed_checks(manifests_dir: Path, tmp_path: Path) -> None:
     """Checkov finds nothing in the rendered manifests but the skips written above."""
@@ -280,7 +275,6 @@ def test_checkov_finds_no_failed_checks(manifests_dir: Path, tmp_path: Path) -> 
 # ---- what the objects carry ------------------------------------------------------------
 
 
-@pytest.mark.integration
 @pytest.mark.parametrize("scenario", ["default", "standalone-full", "app-with-sidecar"])
 def test_bridge_container_is_hardened_and_probed(
     scenario: str, scenarios: dict[str, Rendered], app_chart: Rendered
@@ -321,7 +315,6 @@ def resolve_env(container: dict[str, Any], secrets: dict[str, str]) -> dict[str,
     return env
 
 
-@pytest.mark.integration
 def test_rendered_environment_is_what_the_bridge_reads(scenarios: dict[str, Rendered]) -> None:
     """The full scenario's env, as the kubelet expands it, loads into the intended Settings."""
     secrets = {
@@ -378,7 +371,6 @@ def test_chart_version_is_the_package_version() -> None:
     assert chart["appVersion"] == project["version"] == otel_bridge.__version__
 
 
-@pytest.mark.integration
 def test_secrets_come_only_from_existing_secrets(scenarios: dict[str, Rendered]) -> None:
     """No Secret object is rendered and secret settings are secretKeyRefs, never values."""
     for rendered in scenarios.values():
@@ -395,7 +387,6 @@ def test_secrets_come_only_from_existing_secrets(scenarios: dict[str, Rendered])
 # ---- the monitoring objects ------------------------------------------------------------
 
 
-@pytest.mark.integration
 @pytest.mark.parametrize("scenario", ["sidecar", "standalone-full"])
 def test_prometheus_rule_passes_promtool_and_is_the_repo_rule_file(
     scenario: str, scenarios: dict[str, Rendered], tmp_path: Path
@@ -416,7 +407,6 @@ def test_prometheus_rule_passes_promtool_and_is_the_repo_rule_file(
     assert f"SUCCESS: {count} rules found" in result.stdout
 
 
-@pytest.mark.integration
 @pytest.mark.parametrize("scenario", ["sidecar", "standalone-full"])
 def test_dashboard_configmaps_carry_the_repo_dashboards(
     scenario: str, scenarios: dict[str, Rendered]
@@ -448,7 +438,6 @@ def test_chart_files_are_copies_of_the_repo_files() -> None:
     assert copies == sources | {Path("alerts/otel-bridge-rules.yaml")}
 
 
-@pytest.mark.integration
 def test_chart_readme_and_sidecar_example_are_current() -> None:
     """The values table and the sidecar snippets are what tools/image/chart_docs.py makes."""
     require_binary(HELM, "bash tools/build.sh helm")
@@ -510,7 +499,6 @@ def render_notes(tmp_path: Path, *args: str) -> str:
     return str(yaml.safe_load(out)["data"]["notes"])
 
 
-@pytest.mark.integration
 def test_notes_say_what_to_do_next(tmp_path: Path) -> None:
     """NOTES.txt says how to check the bridge and register runs, and warns what is missing."""
     notes = render_notes(tmp_path / "default")

@@ -93,7 +93,7 @@ def test_a_16_mb_frame_is_rejected_without_scanning_it() -> None:
     began = time.process_time()
     outputs = engine.receive(raw, run=("F", "r"), received_ns=int(T0 * NS))
     assert time.process_time() - began < 1.0
-    (rejected,) = outputs
+    rejected = outputs[0]
     assert isinstance(rejected, FrameRejected) and rejected.reason is RejectReason.TOO_LARGE
     assert len(rejected.preview) <= 160
 
@@ -132,3 +132,18 @@ def test_implausible_timestamps_are_replaced_and_flagged() -> None:
     root = spans["run"]
     assert root.attributes["lao.timestamp.adjusted"] is True
     assert root.start_ns == now and root.end_ns - root.start_ns < 10 * NS
+
+
+def test_an_oversized_terminal_event_still_ends_its_run() -> None:
+    """A flow_completed too large to parse is rejected, yet its envelope ends the run."""
+    engine = Engine()
+    engine.receive(frame("flow_started", T0), run=("F", "r"), received_ns=int(T0 * NS))
+    big = json.dumps(
+        {"output": {"blob": "x" * 2_000_000}, "event_type": "flow_completed", "timestamp": T0 + 1}
+    )
+    outputs = engine.receive(big, run=("F", "r"), received_ns=int((T0 + 1) * NS))
+    assert isinstance(outputs[0], FrameRejected) and outputs[0].reason is RejectReason.TOO_LARGE
+    (root,) = [o for o in outputs if isinstance(o, SpanRecord)]
+    assert root.result is Result.SUCCESS
+    assert "over the size limit" in str(root.attributes["lao.flow.output"])
+    assert not engine.is_open("F", "r")

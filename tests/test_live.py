@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
-import aiohttp
 import pytest
-from prometheus_client import CollectorRegistry
 
 from otel_bridge.core.ids import root_span_id, run_trace_id
 from otel_bridge.core.records import SpanRecord, StatusCode
-from otel_bridge.server import BridgeServer
-from otel_bridge.settings import Settings
-from otel_bridge.simulator import Quirks, Simulator
+from otel_bridge.simulator import Quirks
 from otel_bridge.simulator.flows import customer_support_flow
-from otel_bridge.sinks.span_sinks import MemorySink
+from support.rig import FAST_RECONNECT, Rig, running_bridge, running_rig
+from support.timing import UNIT, wait_for
 
-FAST = {
-    "port": 0,
-    "reconnect_initial_s": 0.05,
-    "reconnect_max_s": 0.2,
-    "terminal_grace_s": 0.05,
-    "ws_ping_interval_s": 0.2,
-    "ws_ping_timeout_s": 0.3,
-}
+pytestmark = pytest.mark.integration
+
+FAST = {**FAST_RECONNECT, "ws_ping_interval_s": 0.2 * UNIT, "ws_ping_timeout_s": 0.3 * UNIT}
 
 
 def chain_flow(run_name: str, n: int = 5, duration: float = 0.15) -> dict[str, Any]:
@@ -48,54 +39,14 @@ def chain_flow(run_name: str, n: int = 5, duration: float = 0.15) -> dict[str, A
     return {"flow_name": "Chain Flow", "run_name": run_name, "tasks": tasks, "edges": []}
 
 
-class Rig:
-    """A simulator and a bridge exporting to memory, wired together."""
-
-    def __init__(self, sim: Simulator, server: BridgeServer, sink: MemorySink) -> None:
-        self.sim, self.server, self.sink = sim, server, sink
-
-    async def register(self, flow: str, run: str, **extra: Any) -> aiohttp.ClientResponse:
-        async with aiohttp.ClientSession() as http:
-            response = await http.post(
-                f"{self.server.url}/v1/runs", json={"flow_name": flow, "run_name": run, **extra}
-            )
-            await response.read()
-            return response
-
-    async def play(self, body: dict[str, Any]) -> list[SpanRecord]:
-        flow, run = body["flow_name"], body["run_name"]
-        response = await self.register(flow, run)
-        assert response.status == 201
-        await self.sim.wait_subscribers(flow, run)
-        await self.sim.start_run(body)
-        await self.sim.wait_run(flow, run, timeout=20)
-        sub = self.server.bridge.subscriptions[(flow, run)]
-        await asyncio.wait_for(sub.wait(), 20)
-        await asyncio.to_thread(self.server.bridge.router.flush)
-        return [s for s in self.sink.records if s.run_name == run]
-
-
-async def make_rig(quirks: Quirks, time_scale: float = 1.0, **settings: Any) -> AsyncIterator[Rig]:
-    sim = Simulator(quirks, time_scale=time_scale, seed=3)
-    await sim.start()
-    sink = MemorySink()
-    server = BridgeServer(
-        Settings(**{**FAST, "upstream_url": sim.ws_url, **settings}),
-        registry=CollectorRegistry(),
-        sinks=[sink],
-    )
-    await server.start()
-    try:
-        yield Rig(sim, server, sink)
-    finally:
-        await server.stop()
-        await sim.stop()
+def live(quirks: Quirks, **options: Any) -> dict[str, Any]:
+    """``running_rig`` options: these quirks, seed 3, a fast-reconnecting, fast-pinging bridge."""
+    return {"quirks": quirks, "seed": 3, **FAST, **options}
 
 
 @pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
-    async for r in make_rig(Quirks(keepalive_interval=0.1, noise_probability=0.3), 0.1):
-        yield r
+def rig_options() -> dict[str, Any]:
+    return live(Quirks(keepalive_interval=0.1 * UNIT, noise_probability=0.3), time_scale=0.1 * UNIT)
 
 
 def check_whole(spans: list[SpanRecord], tasks: int) -> SpanRecord:
@@ -127,7 +78,7 @@ async def test_seed_run_through_socket_becomes_a_trace(rig: Rig) -> None:
 
 async def test_mid_run_cut_reconnects_and_trace_stays_whole() -> None:
     """A connection dropped mid-run is re-established; one root, every task, no duplicates."""
-    async for rig in make_rig(replace(Quirks.quiet(), disconnect_after=3)):
+    async with running_rig(**live(replace(Quirks.quiet(), disconnect_after=3))) as rig:
         spans = await rig.play(chain_flow("cut_1"))
         root = check_whole(spans, 5)
         assert root.status is StatusCode.OK
@@ -139,7 +90,7 @@ async def test_mid_run_cut_reconnects_and_trace_stays_whole() -> None:
 async def test_stalled_upstream_is_detected_by_protocol_ping() -> None:
     """An upstream that stops answering pings is dropped and reconnected; the trace survives."""
     quirks = replace(Quirks.quiet(), stall_after=2)
-    async for rig in make_rig(quirks):
+    async with running_rig(**live(quirks)) as rig:
         spans = await rig.play(chain_flow("stall_1", n=4, duration=0.6))
         root = check_whole(spans, 4)
         assert root.status is StatusCode.OK
@@ -177,8 +128,7 @@ async def test_bad_registrations_get_400_with_message(
     rig: Rig, body: dict[str, Any], message: str
 ) -> None:
     """A bad name or traceparent is refused with a message, never subscribed."""
-    async with aiohttp.ClientSession() as http:
-        response = await http.post(f"{rig.server.url}/v1/runs", json=body)
+    async with rig.http.post(f"{rig.server.url}/v1/runs", json=body) as response:
         payload = await response.json()
     assert response.status == 400
     assert message in payload["error"]
@@ -187,47 +137,43 @@ async def test_bad_registrations_get_400_with_message(
 
 async def test_control_api_lists_and_deletes(rig: Rig) -> None:
     """GET lists a subscription with its trace id; DELETE stops it; unknown runs are 404."""
-    assert (await rig.register("Flow A", "run/1")).status == 201
-    assert (await rig.register("Flow A", "run/1")).status == 200
-    async with aiohttp.ClientSession() as http:
-        listed = await (await http.get(f"{rig.server.url}/v1/runs")).json()
-        assert listed["runs"][0]["trace_id"] == f"{run_trace_id('Flow A', 'run/1'):032x}"
-        one = await http.get(f"{rig.server.url}/v1/runs/Flow%20A/run%2F1")
-        assert one.status == 200
-        gone = await http.delete(f"{rig.server.url}/v1/runs/Flow%20A/run%2F1")
-        assert gone.status == 204
-        missing = await http.delete(f"{rig.server.url}/v1/runs/Flow%20A/run%2F1")
-        assert missing.status == 404
-        health = await http.get(f"{rig.server.url}/healthz")
-        ready = await http.get(f"{rig.server.url}/readyz")
-        assert health.status == ready.status == 200
+    assert (await rig.post_run("Flow A", "run/1")).status == 201
+    assert (await rig.post_run("Flow A", "run/1")).status == 200
+    http = rig.http
+    listed = await (await http.get(f"{rig.server.url}/v1/runs")).json()
+    assert listed["runs"][0]["trace_id"] == f"{run_trace_id('Flow A', 'run/1'):032x}"
+    one = await http.get(f"{rig.server.url}/v1/runs/Flow%20A/run%2F1")
+    assert one.status == 200
+    gone = await http.delete(f"{rig.server.url}/v1/runs/Flow%20A/run%2F1")
+    assert gone.status == 204
+    missing = await http.delete(f"{rig.server.url}/v1/runs/Flow%20A/run%2F1")
+    assert missing.status == 404
+    health = await http.get(f"{rig.server.url}/healthz")
+    ready = await http.get(f"{rig.server.url}/readyz")
+    assert health.status == ready.status == 200
 
 
 async def test_ended_run_cannot_be_subscribed_again(rig: Rig) -> None:
     """Registering a run that already ended answers 409 instead of a dead subscription."""
     await rig.play(chain_flow("once", n=1))
-    assert (await rig.register("Chain Flow", "once")).status == 409
+    assert (await rig.post_run("Chain Flow", "once")).status == 409
 
 
 async def test_control_token_is_required_when_set() -> None:
     """With control_token set, /v1 needs the bearer token; health stays open."""
-    async for rig in make_rig(Quirks(), control_token="s3cret"):
-        async with aiohttp.ClientSession() as http:
-            url = f"{rig.server.url}/v1/runs"
-            assert (await http.get(url)).status == 401
-            ok = await http.get(url, headers={"Authorization": "Bearer s3cret"})
-            assert ok.status == 200
-            assert (await http.get(f"{rig.server.url}/healthz")).status == 200
+    async with running_rig(**live(Quirks(), control_token="s3cret")) as rig:
+        url = f"{rig.server.url}/v1/runs"
+        assert (await rig.http.get(url)).status == 401
+        ok = await rig.http.get(url, headers={"Authorization": "Bearer s3cret"})
+        assert ok.status == 200
+        assert (await rig.http.get(f"{rig.server.url}/healthz")).status == 200
 
 
 async def test_shutdown_ends_open_runs_as_incomplete() -> None:
     """Stopping the bridge mid-run exports the root as incomplete, cancelled; nothing lost."""
-    async for rig in make_rig(Quirks(greeting="off", keepalive_interval=None)):
-        body = chain_flow("shutdown_1", n=3, duration=2.0)
-        await rig.register("Chain Flow", "shutdown_1")
-        await rig.sim.wait_subscribers("Chain Flow", "shutdown_1")
-        await rig.sim.start_run(body)
-        await asyncio.sleep(0.5)
+    async with running_rig(**live(Quirks(greeting="off", keepalive_interval=None))) as rig:
+        await rig.follow(chain_flow("shutdown_1", n=3, duration=2.0))
+        await wait_for(lambda: rig.events_received("task_started"), message="a task to start")
         await rig.server.stop()
         roots = [s for s in rig.sink.records if s.kind == "run"]
         assert len(roots) == 1
@@ -239,11 +185,10 @@ async def test_shutdown_ends_open_runs_as_incomplete() -> None:
 
 async def test_unreachable_upstream_gives_up_and_closes_run() -> None:
     """With no upstream at all the subscription retries, then fails with a reason."""
-    sink = MemorySink()
-    settings = Settings(**{**FAST, "upstream_url": "ws://127.0.0.1:9", "give_up_after_s": 0.5})
-    async with BridgeServer(settings, registry=CollectorRegistry(), sinks=[sink]) as server:
+    upstream = "ws://127.0.0.1:9"
+    async with running_bridge(upstream, give_up_after_s=0.5 * UNIT, **FAST) as server:
         sub, _ = server.bridge.subscribe("F", "R")
-        await asyncio.wait_for(sub.wait(), 10)
+        await asyncio.wait_for(sub.wait(), 10 * UNIT)
         assert sub.state == "failed"
         assert sub.error is not None and "gave up" in sub.error
         assert server.bridge.registry.get_sample_value("otel_bridge_reconnects_total") >= 1
@@ -251,15 +196,13 @@ async def test_unreachable_upstream_gives_up_and_closes_run() -> None:
 
 async def test_watchdog_closes_a_run_that_never_ends() -> None:
     """A run that goes silent is closed by the watchdog as a timeout, and its socket is left."""
-    async for rig in make_rig(Quirks.quiet(), inactivity_timeout_s=0.5):
+    async with running_rig(**live(Quirks.quiet(), inactivity_timeout_s=0.5 * UNIT)) as rig:
         body = chain_flow("silent_1", n=1)
         body["tasks"][0]["x-sim"] = {"hang": "forever"}
-        await rig.register("Chain Flow", "silent_1")
-        await rig.sim.wait_subscribers("Chain Flow", "silent_1")
-        await rig.sim.start_run(body)
+        await rig.follow(body)
         sub = rig.server.bridge.subscriptions[("Chain Flow", "silent_1")]
-        await asyncio.wait_for(sub.wait(), 10)
-        await asyncio.to_thread(rig.server.bridge.router.flush)
+        await asyncio.wait_for(sub.wait(), 10 * UNIT)
+        await rig.flush()
         root = next(s for s in rig.sink.records if s.kind == "run")
         assert root.attributes["cicd.pipeline.result"] == "timeout"
         assert root.attributes["lao.run.incomplete"] is True

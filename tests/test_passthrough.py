@@ -7,21 +7,19 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from otel_bridge.server import BridgeServer
-from otel_bridge.settings import Settings
-from otel_bridge.simulator import Quirks, Simulator
-from otel_bridge.sinks.span_sinks import MemorySink
-from otel_bridge.sources.upstream import run_url
+from otel_bridge.simulator import Quirks
+from support.rig import Rig
+from support.timing import UNIT, wait_for
+
+pytestmark = pytest.mark.integration
 
 FLOW = "Pass Flow"
 
@@ -50,36 +48,20 @@ def flow_body(
     return {"flow_name": FLOW, "run_name": run, "tasks": tasks, "edges": []}
 
 
-class Rig:
-    def __init__(self, sim: Simulator, server: BridgeServer, sink: MemorySink) -> None:
-        self.sim, self.server, self.sink = sim, server, sink
-
-    def url(self, run: str) -> str:
-        return run_url(f"ws://127.0.0.1:{self.server.port}", FLOW, run)
-
-
 @pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
-    sim = Simulator(replace(Quirks.quiet(), echo=True), time_scale=1.0, seed=5)
-    await sim.start()
-    sink = MemorySink()
-    settings = Settings(
-        port=0,
-        upstream_url=sim.ws_url,
-        terminal_grace_s=0.1,
-        client_buffer_frames=32,
-        reconnect_initial_s=0.05,
-    )
-    server = BridgeServer(settings, registry=CollectorRegistry(), sinks=[sink])
-    await server.start()
-    yield Rig(sim, server, sink)
-    await server.stop()
-    await sim.stop()
+def rig_options() -> dict[str, Any]:
+    return {
+        "quirks": replace(Quirks.quiet(), echo=True),
+        "seed": 5,
+        "terminal_grace_s": 0.1 * UNIT,
+        "client_buffer_frames": 32,
+        "reconnect_initial_s": 0.05 * UNIT,
+    }
 
 
-async def collect(ws: ClientConnection) -> list[str]:
-    """Read until the bridge closes the socket."""
-    frames: list[str] = []
+async def collect(ws: ClientConnection, frames: list[str] | None = None) -> list[str]:
+    """Read until the bridge closes the socket, into ``frames`` if given; return them."""
+    frames = [] if frames is None else frames
     try:
         async for message in ws:
             frames.append(str(message))
@@ -95,42 +77,43 @@ def event_types(frames: list[str]) -> list[str]:
 async def test_fan_out_to_many_clients_over_one_upstream(rig: Rig) -> None:
     """Three clients get every frame LAO sent, unchanged, over one upstream; spans recorded."""
     run = "fan_1"
-    clients = [await connect(rig.url(run)) for _ in range(3)]
+    clients = [await connect(rig.socket_url(FLOW, run)) for _ in range(3)]
     readers = [asyncio.create_task(collect(ws)) for ws in clients]
-    await rig.sim.wait_subscribers(FLOW, run)
-    await rig.sim.start_run(flow_body(run))
-    results = await asyncio.wait_for(asyncio.gather(*readers), 20)
+    await rig.start(flow_body(run))
+    results = await asyncio.wait_for(asyncio.gather(*readers), 20 * UNIT)
     sent = [json.dumps(e) for e in rig.sim.events_sent(FLOW, run)]
     for frames in results:
         got = [f for f in frames if f.startswith("{")]
         assert [json.loads(f) for f in got] == [json.loads(s) for s in sent]
     assert rig.sim.hub(FLOW, run).connections == 1
-    await asyncio.to_thread(rig.server.bridge.router.flush)
-    spans = [s for s in rig.sink.records if s.run_name == run]
+    await rig.flush()
+    spans = rig.spans(run)
     assert sum(s.kind == "run" for s in spans) == 1 and sum(s.kind == "task" for s in spans) == 4
 
 
 async def test_client_pings_are_forwarded_upstream(rig: Rig) -> None:
     """A client's JSON ping reaches LAO, whose echo comes back through the bridge."""
     run = "ping_1"
-    async with connect(rig.url(run)) as ws:
-        await rig.sim.wait_subscribers(FLOW, run)
+    async with connect(rig.socket_url(FLOW, run)) as ws:
+        await rig.sim.wait_subscribers(FLOW, run, timeout=5 * UNIT)
         await ws.send(json.dumps({"type": "ping"}))
-        reply = await asyncio.wait_for(ws.recv(), 5)
+        reply = await asyncio.wait_for(ws.recv(), 5 * UNIT)
         assert "Echoing:" in str(reply)
 
 
 async def test_late_client_gets_frames_from_then_on(rig: Rig) -> None:
     """A client joining mid-run gets the later frames only, like LAO itself."""
     run = "late_1"
-    early = await connect(rig.url(run))
-    early_reader = asyncio.create_task(collect(early))
-    await rig.sim.wait_subscribers(FLOW, run)
-    await rig.sim.start_run(flow_body(run, n=6, duration=0.2))
-    await asyncio.sleep(0.5)
-    late = await connect(rig.url(run))
-    late_frames = await asyncio.wait_for(collect(late), 20)
-    early_frames = await asyncio.wait_for(early_reader, 20)
+    early = await connect(rig.socket_url(FLOW, run))
+    early_frames: list[str] = []
+    early_reader = asyncio.create_task(collect(early, early_frames))
+    await rig.start(flow_body(run, n=6, duration=0.2))
+    await wait_for(
+        lambda: "task_completed" in event_types(early_frames), message="the first task to end"
+    )
+    late = await connect(rig.socket_url(FLOW, run))
+    late_frames = await asyncio.wait_for(collect(late), 20 * UNIT)
+    early_frames = await asyncio.wait_for(early_reader, 20 * UNIT)
     assert event_types(early_frames)[0] == "flow_started"
     assert "flow_started" not in event_types(late_frames)
     assert event_types(late_frames)[-1] == "flow_completed"
@@ -140,16 +123,15 @@ async def test_late_client_gets_frames_from_then_on(rig: Rig) -> None:
 async def test_slow_client_is_cut_without_stalling_others(rig: Rig) -> None:
     """A client that stops reading is closed with 1013; the other client and the spans are whole."""
     run = "slow_1"
-    slow = await connect(rig.url(run), max_queue=1)
-    fast = await connect(rig.url(run), max_size=None)
+    slow = await connect(rig.socket_url(FLOW, run), max_queue=1)
+    fast = await connect(rig.socket_url(FLOW, run), max_size=None)
     fast_reader = asyncio.create_task(collect(fast))
-    await rig.sim.wait_subscribers(FLOW, run)
-    await rig.sim.start_run(flow_body(run, n=60, duration=0.0, output_bytes=150_000))
-    fast_frames = await asyncio.wait_for(fast_reader, 30)
+    await rig.start(flow_body(run, n=60, duration=0.0, output_bytes=150_000))
+    fast_frames = await asyncio.wait_for(fast_reader, 30 * UNIT)
     assert event_types(fast_frames).count("task_completed") == 60
     with pytest.raises(ConnectionClosed) as closed:
         while True:
-            await asyncio.wait_for(slow.recv(), 10)
+            await asyncio.wait_for(slow.recv(), 10 * UNIT)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
     registry = rig.server.bridge.registry
     assert (
@@ -158,14 +140,14 @@ async def test_slow_client_is_cut_without_stalling_others(rig: Rig) -> None:
         )
         == 1
     )
-    await asyncio.to_thread(rig.server.bridge.router.flush)
-    assert sum(s.kind == "task" for s in rig.sink.records if s.run_name == run) == 60
+    await rig.flush()
+    assert sum(s.kind == "task" for s in rig.spans(run)) == 60
 
 
 async def test_bad_names_are_refused_before_upgrade(rig: Rig) -> None:
     """A run name with control characters gets HTTP 400, not a socket."""
     with pytest.raises(Exception, match="400"):
-        await connect(rig.url("bad\u0001name"))
+        await connect(rig.socket_url(FLOW, "bad\u0001name"))
 
 
 NODE_DIR = Path(__file__).parent / "node"
@@ -186,7 +168,6 @@ def node_client_ready() -> None:
         )
 
 
-@pytest.mark.integration
 async def test_seed_workflow_monitor_in_node_works_through_the_bridge(rig: Rig) -> None:
     """The docs' JavaScript WorkflowMonitor, pointed at the bridge, follows a run to its end."""
     await asyncio.to_thread(node_client_ready)
@@ -199,13 +180,13 @@ async def test_seed_workflow_monitor_in_node_works_through_the_bridge(rig: Rig) 
         run,
         stdout=asyncio.subprocess.PIPE,
     )
-    await rig.sim.wait_subscribers(FLOW, run, timeout=15)
+    await rig.sim.wait_subscribers(FLOW, run, timeout=15 * UNIT)
     await rig.sim.start_run(flow_body(run, n=3))
-    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    out, _ = await asyncio.wait_for(proc.communicate(), 30 * UNIT)
     assert proc.returncode == 0
     lines = [json.loads(line) for line in out.decode().splitlines()]
     handled = [line["event_type"] for line in lines if "event_type" in line]
     assert handled == ["flow_started"] + ["task_started", "task_completed"] * 3 + ["flow_completed"]
     assert lines[-1] == {"closed": True}
-    await asyncio.to_thread(rig.server.bridge.router.flush)
-    assert sum(s.kind == "run" for s in rig.sink.records if s.run_name == run) == 1
+    await rig.flush()
+    assert sum(s.kind == "run" for s in rig.spans(run)) == 1

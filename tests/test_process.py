@@ -10,31 +10,46 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from helpers import SEED_SECRETS
 from otel_bridge.simulator import Quirks, Simulator
 from otel_bridge.sinks.otlp import spans_of
 from support.ports import free_port
+from support.timing import UNIT, wait_for
+
+pytestmark = pytest.mark.integration
 
 
-async def wait_ready(url: str) -> None:
-    """Poll /readyz until the bridge answers 200 (callers bound it with asyncio.timeout)."""
-    async with aiohttp.ClientSession() as http:
-        while True:
-            try:
-                async with http.get(f"{url}/readyz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
+async def is_ready(http: aiohttp.ClientSession, url: str) -> bool:
+    """Whether the bridge at ``url`` answers /readyz with 200 (not yet listening: False)."""
+    try:
+        async with http.get(f"{url}/readyz") as response:
+            return response.status == 200
+    except aiohttp.ClientError:
+        return False
+
+
+async def events_received(http: aiohttp.ClientSession, url: str, event_type: str) -> float:
+    """``lao_events_total`` of that event type, as the bridge at ``url`` serves it."""
+    async with http.get(f"{url}/metrics") as response:
+        text = await response.text()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "lao_events_total" and sample.labels["event_type"] == event_type:
+                return sample.value
+    return 0.0
 
 
 async def test_sigterm_ends_open_runs_and_flushes(tmp_path: Path) -> None:
     """SIGTERM mid-run: the root is exported incomplete (cancellation), JSON logs are redacted."""
     out = tmp_path / "spans.jsonl"
     port = free_port()
-    async with Simulator(Quirks(noise_probability=0.0), time_scale=1.0) as sim:
+    async with (
+        Simulator(Quirks(noise_probability=0.0), time_scale=1.0) as sim,
+        aiohttp.ClientSession() as http,
+    ):
         env = {
             **os.environ,
             "OTEL_BRIDGE_UPSTREAM_URL": sim.ws_url,
@@ -55,8 +70,7 @@ async def test_sigterm_ends_open_runs_and_flushes(tmp_path: Path) -> None:
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            async with asyncio.timeout(20):
-                await wait_ready(url)
+            await wait_for(lambda: is_ready(http, url), 20 * UNIT, "the bridge to be ready")
             body = {
                 "flow_name": "Long Flow",
                 "run_name": "sigterm_1",
@@ -71,16 +85,17 @@ async def test_sigterm_ends_open_runs_and_flushes(tmp_path: Path) -> None:
                 ],
                 "edges": [],
             }
-            async with aiohttp.ClientSession() as http:
-                registered = await http.post(
-                    f"{url}/v1/runs", json={"flow_name": "Long Flow", "run_name": "sigterm_1"}
-                )
+            run = {"flow_name": "Long Flow", "run_name": "sigterm_1"}
+            async with http.post(f"{url}/v1/runs", json=run) as registered:
                 assert registered.status == 201
-            await sim.wait_subscribers("Long Flow", "sigterm_1", timeout=10)
+            await sim.wait_subscribers("Long Flow", "sigterm_1", timeout=10 * UNIT)
             await sim.start_run(body)
-            await asyncio.sleep(0.5)
+            await wait_for(
+                lambda: events_received(http, url, "task_started"),
+                message="the bridge to see the task start",
+            )
             proc.send_signal(signal.SIGTERM)
-            _, err = await asyncio.wait_for(proc.communicate(), 30)
+            _, err = await asyncio.wait_for(proc.communicate(), 30 * UNIT)
         finally:
             if proc.returncode is None:
                 proc.kill()

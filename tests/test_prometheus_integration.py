@@ -23,18 +23,18 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import aiohttp
 import pytest
-from prometheus_client import CollectorRegistry
 from test_dashboards import RULES, alert_rules, dashboard_queries, substitute
 
 from otel_bridge.core.ids import run_trace_id
-from otel_bridge.server import BridgeServer
-from otel_bridge.settings import Settings
-from otel_bridge.simulator import Quirks, Simulator
+from otel_bridge.simulator import Quirks
 from otel_bridge.sinks.labels import OTHER
-from otel_bridge.sinks.span_sinks import MemorySink
+from support.ports import LOOPBACK
 from support.prometheus import PrometheusServer
+from support.rig import Rig, running_rig
+from support.timing import UNIT, wait_for
+
+pytestmark = pytest.mark.integration
 
 T = TypeVar("T")
 JSON = dict[str, Any]
@@ -110,44 +110,29 @@ async def off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 class Scenario:
-    """The simulator, the bridge and Prometheus, and the runs played through them."""
+    """The simulator and the bridge (a rig), Prometheus, and the runs played through them."""
 
-    def __init__(
-        self,
-        sim: Simulator,
-        bridge: BridgeServer,
-        sink: MemorySink,
-        prom: RulesPrometheus,
-        http: aiohttp.ClientSession,
-    ) -> None:
-        self.sim = sim
-        self.bridge = bridge
-        self.sink = sink
+    def __init__(self, rig: Rig, prom: RulesPrometheus) -> None:
+        self.rig = rig
         self.prom = prom
-        self.http = http
         self.played: list[Played] = []
 
     async def play(self, body: JSON, expect: str) -> None:
         """Subscribe the bridge to a run (control API), then start it in the simulator."""
-        name, run = body["flow_name"], body["run_name"]
-        answer = await self.http.post(
-            f"{self.bridge.url}/v1/runs", json={"flow_name": name, "run_name": run}
-        )
-        assert answer.status == 201, await answer.text()
-        await self.sim.wait_subscribers(name, run)
-        await self.sim.start_run(body)
-        self.played.append(Played(name, run, expect))
+        await self.rig.follow(body)
+        self.played.append(Played(body["flow_name"], body["run_name"], expect))
 
     async def finish(self, runs: list[Played]) -> None:
         """Wait until the simulator ended each finishing run and the bridge closed it."""
         ending = [run for run in runs if run.result != "in flight"]
         for run in ending:
-            await self.sim.wait_run(run.flow_name, run.run_name, timeout=30)
-        engine = self.bridge.bridge.engine
-        deadline = time.monotonic() + 15
-        while not all(engine.is_closed(run.flow_name, run.run_name) for run in ending):
-            assert time.monotonic() < deadline, "the bridge did not close every run"
-            await asyncio.sleep(0.05)
+            await self.rig.sim.wait_run(run.flow_name, run.run_name, timeout=30 * UNIT)
+        engine = self.rig.server.bridge.engine
+        await wait_for(
+            lambda: all(engine.is_closed(run.flow_name, run.run_name) for run in ending),
+            15 * UNIT,
+            "the bridge to close every run",
+        )
 
     async def scraped(self, expr: str, expected: float, within_s: float = 20) -> None:
         """Wait until Prometheus has scraped ``expr == expected``."""
@@ -155,16 +140,22 @@ class Scenario:
         def matches(data: JSON) -> bool:
             return bool(data["result"]) and float(data["result"][0]["value"][1]) == expected
 
-        await off_loop(self.prom.wait_for, expr, matches, within_s)
+        await off_loop(self.prom.wait_for, expr, matches, within_s * UNIT)
+
+    async def scrapes_since(self, moment: float, count: int = 1) -> list[float]:
+        """Wait for ``count`` scrapes at or after ``moment``; return their timestamps."""
+
+        async def enough() -> list[float] | None:
+            times = await self.sample_times(moment)
+            return times if len(times) >= count else None
+
+        return await wait_for(
+            enough, (20 + count) * UNIT, f"{count} scrapes after {moment}", interval=0.2
+        )
 
     async def first_scrape_after(self, moment: float) -> float:
         """Wait for the first scrape at or after ``moment``; return its timestamp."""
-        for _ in range(100):
-            times = await self.sample_times(moment)
-            if times:
-                return times[0]
-            await asyncio.sleep(0.2)
-        raise TimeoutError(f"no scrape after {moment}")
+        return (await self.scrapes_since(moment))[0]
 
     async def sample_times(self, since: float) -> list[float]:
         """Timestamps of the bridge's scrapes since ``since`` (one series, every scrape)."""
@@ -176,31 +167,25 @@ class Scenario:
 @pytest.fixture
 async def scenario() -> AsyncIterator[Scenario]:
     quirks = Quirks(close_after_terminal=0.1, keepalive_interval=2.0)
-    async with Simulator(quirks, time_scale=1.0, seed=7) as sim:
-        settings = Settings(
-            port=0,
-            upstream_url=sim.ws_url,
-            terminal_grace_s=0.1,
-            app_ping_interval_s=0,
-            flow_deny=["Denied_.*"],
-            otlp="off",
-        )
-        sink = MemorySink()
-        bridge = BridgeServer(settings, registry=CollectorRegistry(), sinks=[sink])
-        await bridge.start()
+    # Real time (scale 1): the durations played are what the dashboards must show.
+    async with running_rig(
+        quirks,
+        time_scale=1.0,
+        seed=7,
+        terminal_grace_s=0.1,
+        app_ping_interval_s=0,
+        flow_deny=["Denied_.*"],
+        otlp="off",
+    ) as rig:
+        prom = RulesPrometheus([f"{LOOPBACK}:{rig.server.port}"])
+        await off_loop(prom.start)
         try:
-            prom = RulesPrometheus([f"127.0.0.1:{bridge.port}"])
-            await off_loop(prom.start)
-            try:
-                async with aiohttp.ClientSession() as http:
-                    yield Scenario(sim, bridge, sink, prom, http)
-            except BaseException:
-                prom.dump_log()
-                raise
-            finally:
-                await off_loop(prom.stop)
+            yield Scenario(rig, prom)
+        except BaseException:
+            prom.dump_log()
+            raise
         finally:
-            await bridge.stop()
+            await off_loop(prom.stop)
 
 
 # -- splitting an alert into the signals it thresholds ------------------------------------------
@@ -270,12 +255,11 @@ def by_label(data: JSON, *labels: str) -> dict[tuple[str, ...], float]:
     }
 
 
-@pytest.mark.integration
 @pytest.mark.timeout(240)
 async def test_every_dashboard_and_alert_query_on_a_real_prometheus(scenario: Scenario) -> None:
     """All panel and alert PromQL parses and returns data; key numbers match what was played."""
     prom = scenario.prom
-    await off_loop(prom.wait_for_targets_up, 30)
+    await off_loop(prom.wait_for_targets_up, 30 * UNIT)
 
     # Warm-up: every flow once, so every series exists before the measured window.
     warm = [
@@ -303,7 +287,7 @@ async def test_every_dashboard_and_alert_query_on_a_real_prometheus(scenario: Sc
     await scenario.finish(measured)
     await scenario.scraped("sum(lao_flow_runs_total)", 4 + 7)
     await scenario.scraped("sum(lao_flow_runs_active)", 1)
-    await asyncio.sleep(2.0)  # a few more scrapes: a longer window, a smaller extrapolation
+    await scenario.scrapes_since(time.time(), 2)  # a longer window, a smaller extrapolation
 
     eval_at = (await scenario.sample_times(first_sample))[-1]
     window = f"{round((eval_at - first_sample) * 1000) + 1}ms"
@@ -374,7 +358,7 @@ async def test_every_dashboard_and_alert_query_on_a_real_prometheus(scenario: Sc
     # The raw counters the panels are built on, exact.
     raw = await query('sum by (result) (lao_flow_runs_total{result=~"success|failure"})')
     assert by_label(raw, "result") == {("success",): 3 + 1 + 1 + 2, ("failure",): 1 + 3}
-    denied = [r for r in scenario.sink.records if r.flow_name == DENIED]
+    denied = [r for r in scenario.rig.sink.records if r.flow_name == DENIED]
     overflow_total = await query('otel_bridge_label_overflow_total{label="flow_name"}')
     assert values(overflow_total) == [len(denied) + 2]  # + one RunOpened per denied run
 
@@ -414,7 +398,7 @@ async def test_every_dashboard_and_alert_query_on_a_real_prometheus(scenario: Sc
     def pending(data: JSON) -> bool:
         return bool(data["result"])
 
-    alerts = await off_loop(prom.wait_for, 'ALERTS{alertstate="pending"}', pending, 15)
+    alerts = await off_loop(prom.wait_for, 'ALERTS{alertstate="pending"}', pending, 15 * UNIT)
     assert by_label(alerts, "alertname", "flow_name", "severity") == {
         ("LaoFlowFailureRatioHigh", FAIL, "warning"): 1
     }

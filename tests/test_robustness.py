@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import aiohttp
@@ -16,15 +15,13 @@ from websockets.exceptions import ConnectionClosed
 
 from helpers import Driver
 from otel_bridge.core.records import SpanRecord
-from otel_bridge.server import BridgeServer
-from otel_bridge.settings import Settings
-from otel_bridge.simulator import Quirks, Simulator
+from otel_bridge.simulator import Quirks
 from otel_bridge.sinks.metrics import Metrics
-from otel_bridge.sinks.span_sinks import MemorySink
-from otel_bridge.sources.upstream import run_url
-from support.ports import free_port
+from support.ports import LOOPBACK
+from support.rig import FAST_RECONNECT, running_bridge, running_rig
+from support.timing import UNIT, wait_for
 
-FAST = {"port": 0, "reconnect_initial_s": 0.05, "reconnect_max_s": 0.2, "terminal_grace_s": 0.05}
+pytestmark = pytest.mark.integration
 
 
 def poison_frames() -> list[str]:
@@ -74,16 +71,6 @@ def test_a_failing_listener_does_not_stop_export() -> None:
     assert [s.kind for s in sink_spans] == ["run"]
 
 
-async def bridge_for(upstream: str, **settings: object) -> BridgeServer:
-    server = BridgeServer(
-        Settings(**{**FAST, "upstream_url": upstream, **settings}),
-        registry=CollectorRegistry(),
-        sinks=[MemorySink()],
-    )
-    await server.start()
-    return server
-
-
 async def test_stop_during_handshake_returns_promptly() -> None:
     """DELETE of a run whose upstream never completes the handshake returns at once."""
     writers: list[asyncio.StreamWriter] = []
@@ -92,15 +79,15 @@ async def test_stop_during_handshake_returns_promptly() -> None:
         writers.append(writer)
         await reader.read(65536)
 
-    port = free_port()
-    tarpit = await asyncio.start_server(swallow, "127.0.0.1", port)
-    server = await bridge_for(f"ws://127.0.0.1:{port}")
+    tarpit = await asyncio.start_server(swallow, LOOPBACK, 0)
+    port = tarpit.sockets[0].getsockname()[1]
     try:
-        server.bridge.subscribe("F", "handshake")
-        await asyncio.sleep(0.3)
-        assert await asyncio.wait_for(server.bridge.unsubscribe("F", "handshake"), 3)
+        async with running_bridge(f"ws://{LOOPBACK}:{port}", **FAST_RECONNECT) as server:
+            server.bridge.subscribe("F", "handshake")
+            await wait_for(lambda: writers, message="the bridge to connect to the tarpit")
+            assert await asyncio.wait_for(server.bridge.unsubscribe("F", "handshake"), 3 * UNIT)
+            await asyncio.wait_for(server.stop(), 5 * UNIT)
     finally:
-        await asyncio.wait_for(server.stop(), 5)
         for writer in writers:
             writer.close()
         tarpit.close()
@@ -121,67 +108,54 @@ async def test_server_that_drops_every_connection_is_given_up() -> None:
     app.router.add_get("/ws/{flow}/{run}", slam)
     runner = web.AppRunner(app)
     await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    server = await bridge_for(f"ws://127.0.0.1:{port}", give_up_after_s=1.0)
     try:
-        sub, _ = server.bridge.subscribe("F", "flap")
-        await asyncio.wait_for(sub.wait(), 10)
-        assert sub.state == "failed"
-        assert sub.connects < 40
+        await web.TCPSite(runner, LOOPBACK, 0).start()
+        upstream = f"ws://{LOOPBACK}:{runner.addresses[0][1]}"
+        async with running_bridge(upstream, give_up_after_s=1.0 * UNIT, **FAST_RECONNECT) as server:
+            sub, _ = server.bridge.subscribe("F", "flap")
+            await asyncio.wait_for(sub.wait(), 10 * UNIT)
+            assert sub.state == "failed"
+            assert sub.connects < 40
     finally:
-        await server.stop()
         await runner.cleanup()
 
 
 async def test_subscription_to_a_run_that_never_starts_is_dropped() -> None:
     """A subscribed run that never sends an event is unsubscribed after the inactivity limit."""
-    async with Simulator(Quirks.quiet()) as sim:
-        server = await bridge_for(sim.ws_url, inactivity_timeout_s=0.5)
-        try:
-            sub, _ = server.bridge.subscribe("F", "typo_run")
-            await asyncio.wait_for(sub.wait(), 10)
-            assert sub.state == "done" and "no event" in (sub.error or "")
-        finally:
-            await server.stop()
+    async with running_rig(inactivity_timeout_s=0.5 * UNIT, **FAST_RECONNECT) as rig:
+        sub, _ = rig.server.bridge.subscribe("F", "typo_run")
+        await asyncio.wait_for(sub.wait(), 10 * UNIT)
+        assert sub.state == "done" and "no event" in (sub.error or "")
 
 
 async def test_listing_never_shows_upstream_credentials() -> None:
     """Userinfo in the upstream URL is redacted from /v1/runs."""
-    server = await bridge_for("ws://lao:Sup3rS3cret@127.0.0.1:9")
-    try:
+    async with (
+        running_bridge("ws://lao:Sup3rS3cret@127.0.0.1:9", **FAST_RECONNECT) as server,
+        aiohttp.ClientSession() as http,
+    ):
         server.bridge.subscribe("F", "r")
-        async with aiohttp.ClientSession() as http:
-            text = await (await http.get(f"{server.url}/v1/runs")).text()
+        text = await (await http.get(f"{server.url}/v1/runs")).text()
         assert "Sup3rS3cret" not in text
-    finally:
-        await server.stop()
 
 
 async def test_concurrent_deletes_do_not_error() -> None:
     """Two DELETEs of one run answer 204 and 404, never 500."""
-    server = await bridge_for("ws://127.0.0.1:9")
-    try:
+    async with (
+        running_bridge("ws://127.0.0.1:9", **FAST_RECONNECT) as server,
+        aiohttp.ClientSession() as http,
+    ):
         server.bridge.subscribe("F", "r")
-        async with aiohttp.ClientSession() as http:
-            url = f"{server.url}/v1/runs/F/r"
-            statuses = sorted(
-                r.status for r in await asyncio.gather(http.delete(url), http.delete(url))
-            )
+        url = f"{server.url}/v1/runs/F/r"
+        statuses = sorted(
+            r.status for r in await asyncio.gather(http.delete(url), http.delete(url))
+        )
         assert statuses == [204, 404]
-    finally:
-        await server.stop()
 
 
-@pytest.fixture
-async def slow_sim() -> AsyncIterator[Simulator]:
-    async with Simulator(replace(Quirks.quiet(), close_after_terminal=0.2)) as sim:
-        yield sim
-
-
-async def test_passthrough_outlives_the_telemetry_watchdog(slow_sim: Simulator) -> None:
+async def test_passthrough_outlives_the_telemetry_watchdog() -> None:
     """After the watchdog closes a silent run, a pass-through client still gets LAO's frames."""
-    server = await bridge_for(slow_sim.ws_url, inactivity_timeout_s=0.5)
+    quirks = replace(Quirks.quiet(), close_after_terminal=0.2 * UNIT)
     flow, run = "Wait Flow", "approval_1"
     body = {
         "flow_name": flow,
@@ -197,11 +171,10 @@ async def test_passthrough_outlives_the_telemetry_watchdog(slow_sim: Simulator) 
             }
         ],
     }
-    try:
+    async with running_rig(quirks, inactivity_timeout_s=0.5 * UNIT, **FAST_RECONNECT) as rig:
         frames: list[str] = []
-        async with connect(run_url(f"ws://127.0.0.1:{server.port}", flow, run)) as ws:
-            await slow_sim.wait_subscribers(flow, run)
-            await slow_sim.start_run(body)
+        async with connect(rig.socket_url(flow, run)) as ws:
+            await rig.start(body)
             try:
                 async for message in ws:
                     frames.append(str(message))
@@ -209,7 +182,5 @@ async def test_passthrough_outlives_the_telemetry_watchdog(slow_sim: Simulator) 
                 pass
         kinds = [json.loads(f).get("event_type") for f in frames if f.startswith("{")]
         assert kinds[-1] == "flow_completed"
-        root = next(s for s in server.bridge.queues[0].sink.records if s.kind == "run")  # type: ignore[attr-defined]
+        root = await rig.wait_root(run)
         assert root.result.value == "timeout"
-    finally:
-        await server.stop()

@@ -29,6 +29,8 @@ from otel_bridge.simulator.cli import add_arguments
 from otel_bridge.simulator.cli import run as run_cli
 from otel_bridge.simulator.quirks import DisconnectMode
 
+pytestmark = pytest.mark.integration
+
 SCALE = 0.01
 NOT_EVENTS = {"keepalive", "pong", "ping"}
 # Default quirks (greeting, echo, noise) but a quick server close after the terminal event.

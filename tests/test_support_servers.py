@@ -30,6 +30,8 @@ from support.ports import LOOPBACK, free_port
 from support.process import require_binary
 from support.prometheus import PrometheusServer
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def jaeger() -> Iterator[JaegerServer]:
@@ -84,7 +86,6 @@ def _assert_trace_readable(jaeger: JaegerServer, trace_id: str, service: str) ->
     assert sorted(jaeger.operations(service)) == ["support.child", "support.parent"]
 
 
-@pytest.mark.integration
 def test_jaeger_receives_otlp_grpc_and_serves_it_over_v3(jaeger: JaegerServer) -> None:
     """A trace sent by the SDK's OTLP gRPC exporter reads back by id and by service search."""
     service = f"support-grpc-{uuid.uuid4().hex[:8]}"
@@ -93,7 +94,6 @@ def test_jaeger_receives_otlp_grpc_and_serves_it_over_v3(jaeger: JaegerServer) -
     _assert_trace_readable(jaeger, trace_id, service)
 
 
-@pytest.mark.integration
 def test_jaeger_receives_otlp_http_and_serves_it_over_v3(jaeger: JaegerServer) -> None:
     """A trace sent by the SDK's OTLP/HTTP exporter reads back by id and by service search."""
     service = f"support-http-{uuid.uuid4().hex[:8]}"
@@ -102,7 +102,6 @@ def test_jaeger_receives_otlp_http_and_serves_it_over_v3(jaeger: JaegerServer) -
     _assert_trace_readable(jaeger, trace_id, service)
 
 
-@pytest.mark.integration
 def test_jaeger_unknown_trace_and_service_read_as_absent(jaeger: JaegerServer) -> None:
     """An unknown trace id raises TraceNotFoundError; an unknown service finds no traces."""
     with pytest.raises(TraceNotFoundError):
@@ -110,7 +109,6 @@ def test_jaeger_unknown_trace_and_service_read_as_absent(jaeger: JaegerServer) -
     assert jaeger.find_traces(f"no-such-service-{uuid.uuid4().hex}") == []
 
 
-@pytest.mark.integration
 def test_prometheus_scrapes_a_client_and_answers_queries(
     metrics_registry: tuple[CollectorRegistry, str],
 ) -> None:
@@ -135,7 +133,6 @@ def test_prometheus_scrapes_a_client_and_answers_queries(
         )
 
 
-@pytest.mark.integration
 def test_prometheus_stores_exemplars_from_an_openmetrics_scrape(
     metrics_registry: tuple[CollectorRegistry, str],
 ) -> None:
@@ -151,7 +148,6 @@ def test_prometheus_stores_exemplars_from_an_openmetrics_scrape(
         assert float(exemplars[0]["value"]) == 1.0
 
 
-@pytest.mark.integration
 def test_jaeger_search_returns_each_matching_trace_separately(jaeger: JaegerServer) -> None:
     """Two traces of one service come back from find_traces as two separate traces."""
     service = f"support-two-{uuid.uuid4().hex[:8]}"

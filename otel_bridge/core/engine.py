@@ -19,7 +19,12 @@ from typing import Any
 
 from otel_bridge.core import snapshot as snapshots
 from otel_bridge.core.events import TrackedEvent, UnknownEvent
-from otel_bridge.core.frames import MAX_FRAME_BYTES, classify_frame, classify_object
+from otel_bridge.core.frames import (
+    MAX_FRAME_BYTES,
+    classify_frame,
+    classify_object,
+    oversized_envelope,
+)
 from otel_bridge.core.ids import TraceParent
 from otel_bridge.core.json_redaction import redact_json
 from otel_bridge.core.outputs import (
@@ -143,7 +148,23 @@ class Engine:
         if isinstance(classified, FrameIgnored):
             return [classified]
         if isinstance(classified, FrameRejected):
-            return [replace(classified, preview=preview(frame))]
+            notice = replace(classified, preview=preview(frame))
+            if notice.reason is RejectReason.TOO_LARGE and not isinstance(frame, Mapping):
+                envelope = oversized_envelope(frame, len(frame))
+                if envelope is not None:  # keep what the run needs: it may be its last event
+                    return [notice, *self._events(envelope, frame, run, received_ns, recorded)]
+            return [notice]
+        return self._events(classified, frame, run, received_ns, recorded)
+
+    def _events(
+        self,
+        classified: TrackedEvent,
+        frame: RawFrame,
+        run: RunNames | None,
+        received_ns: int,
+        recorded: bool,
+    ) -> list[Output]:
+        """The event of a frame: checked against its socket, timed, fed to the tracker."""
         socket_flow, socket_run = run if run is not None else (None, None)
         if not recorded and _names_differ(classified, socket_flow, socket_run):
             detail = "event names another flow or run than its socket"

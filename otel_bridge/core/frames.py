@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from otel_bridge.core.events import EVENT_ADAPTER, TrackedEvent
+from otel_bridge.core.events import EVENT_ADAPTER, KNOWN_EVENT_TYPES, TrackedEvent
 from otel_bridge.core.outputs import FrameIgnored, FrameRejected, NoiseReason, RejectReason
 
 NOISE_EVENT_TYPES = frozenset({"keepalive", "ping", "pong", "heartbeat"})
@@ -82,6 +82,40 @@ def classify_frame(frame: str | bytes, max_bytes: int = MAX_FRAME_BYTES) -> Fram
     # Fewer brackets than the depth limit cannot nest deeper than it: skip the walk.
     shallow = text.count("{") + text.count("[") <= MAX_PAYLOAD_DEPTH
     return classify_object(data, shallow=shallow)
+
+
+# An oversized frame is not parsed, but its envelope is looked for in its first and last
+# ENVELOPE_WINDOW characters, so a run still ends when its terminal event is too large.
+ENVELOPE_WINDOW = 64 * 1024
+ENVELOPE_FIELDS = ("event_type", "flow_name", "run_name", "task_id", "task_name", "timestamp")
+_SCALAR = r'("(?:[^"\\]|\\.){0,512}"|-?[0-9][0-9.eE+-]{0,31})'
+_ENVELOPE = {name: re.compile(rf'"{name}"\s{{0,8}}:\s{{0,8}}{_SCALAR}') for name in ENVELOPE_FIELDS}
+
+
+def oversized_envelope(frame: str | bytes, size: int) -> TrackedEvent | None:
+    """The envelope of a frame too large to parse (its payloads replaced by a marker)."""
+    ends = (frame[:ENVELOPE_WINDOW], frame[-ENVELOPE_WINDOW:])
+    texts = [e.decode("utf-8", "ignore") if isinstance(e, bytes) else e for e in ends]
+    found: dict[str, Any] = {}
+    for name, pattern in _ENVELOPE.items():
+        for text in texts:
+            match = pattern.search(text)
+            if match is not None:
+                try:
+                    found[name] = json.loads(match.group(1))
+                except ValueError:
+                    continue
+                break
+    if found.get("event_type") not in KNOWN_EVENT_TYPES:
+        return None
+    marker = f"[frame of {size} bytes, over the size limit: payload not kept]"
+    kind = found["event_type"]
+    if kind in ("task_failed", "flow_error"):
+        found["error"] = {"type": "_OTHER", "message": marker}
+    elif kind in ("task_completed", "flow_completed", "task_started"):
+        found["input" if kind == "task_started" else "output"] = marker
+    event = classify_object(found, shallow=True)
+    return None if isinstance(event, Noise | Rejected) else event
 
 
 def _scrub_surrogates(value: Any) -> Any:
