@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv demo test test-fast system tools lint typecheck check bench dashboards image chart-sync chart-docs clean
+.PHONY: venv demo test test-fast system tools lint typecheck check bench fuzz dashboards image chart-sync chart-docs clean
 
 $(BIN)/otel-bridge: pyproject.toml
 	@echo "creating $(VENV) and installing otel-bridge with its dev tools (about a minute, once)"
@@ -59,8 +59,16 @@ chart-sync:
 chart-docs: venv
 	$(BIN)/python tools/image/chart_docs.py
 
+## bench: the side-by-side end-to-end benchmark (bridge vs the stock SDK way), then the
+## egress policy and the in-process core path
 bench: venv
+	$(BIN)/python -m bench.e2e.run
+	$(BIN)/python -m bench.redaction
 	$(BIN)/python -m bench.throughput
+
+## fuzz: the long fuzz run of frames -> engine -> outputs (CI runs 150 examples of it)
+fuzz: venv
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-20000} $(BIN)/pytest -q -o timeout=0 -p no:cacheprovider tests/test_fuzz_egress.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -14,6 +14,7 @@ import heapq
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from otel_bridge.core.events import TrackedEvent
 from otel_bridge.core.ids import TraceParent
@@ -24,7 +25,16 @@ RunKey = tuple[str, str]
 
 def digest(text: str) -> str:
     """A short stable digest of a raw id or name: what pairing keys are made of."""
+    if len(text) <= 128:  # task names repeat: short ones are cached (bounded, never huge keys)
+        return _short_digest(text)
+    return _digest(text)
+
+
+def _digest(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+
+
+_short_digest = lru_cache(maxsize=16384)(_digest)
 
 
 def identity(event: TrackedEvent) -> str:

@@ -60,6 +60,8 @@ def _to_ns(value: object) -> int | None:
         text = value.strip()
         if not text:
             return None
+        if len(text) >= 10 and text[4] == "-":  # ISO-8601 (the common string form): parse it first
+            return _parse_iso(text)
         if len(text) <= 20 and text.isascii() and text.isdigit():
             return _to_ns(int(text))
         try:
@@ -70,15 +72,18 @@ def _to_ns(value: object) -> int | None:
     return None
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _parse_iso(text: str) -> int | None:
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
+    if text.endswith("z"):
+        text = text[:-1] + "Z"
     try:
-        moment = datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text)  # Python 3.11+ reads a trailing Z
     except ValueError:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    delta = moment - _EPOCH
     ns = (delta.days * 86_400 + delta.seconds) * NS_PER_S + delta.microseconds * 1_000
     return ns if ns > 0 else None
