@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry
@@ -111,6 +111,9 @@ class Bridge:
         self.router = Router(self.queues, self.metrics)
         self.router.listeners.append(self._on_output)
         self.subscriptions: dict[tuple[str, str], Subscription] = {}
+        # Runs subscribed for pass-through clients only (never registered over /v1/runs):
+        # dropped when the last of their clients leaves.
+        self._passthrough_only: set[tuple[str, str]] = set()
         self.ready = False
         self._watchdog: asyncio.Task[None] | None = None
         self._stoppers: set[asyncio.Future[None]] = set()
@@ -137,7 +140,9 @@ class Bridge:
                 await self._watchdog
         try:
             results = await asyncio.gather(
-                *(s.stop() for s in list(self.subscriptions.values())), return_exceptions=True
+                *(s.stop() for s in list(self.subscriptions.values())),
+                *list(self._stoppers),  # subscriptions ending in the background
+                return_exceptions=True,
             )
             for failure in (r for r in results if isinstance(r, BaseException)):
                 log.error("subscription did not stop cleanly", exc_info=failure)
@@ -182,6 +187,8 @@ class Bridge:
         if existing is not None and existing.active:
             if parent is not None:
                 self.engine.set_parent(flow_name, run_name, parent)
+            if not relay:  # registered now: followed whoever watches it
+                self._passthrough_only.discard(key)
             return existing, False
         ended = self.engine.is_closed(flow_name, run_name)
         if ended and not relay:
@@ -204,6 +211,10 @@ class Bridge:
             relay_only=ended,
         )
         self.subscriptions[key] = sub
+        if relay:
+            self._passthrough_only.add(key)
+        else:
+            self._passthrough_only.discard(key)
         sub.start()
         self._prune()
         self._state_changed(sub)
@@ -214,12 +225,41 @@ class Bridge:
         """Stop following a run; its open spans end as cancelled. False if unknown."""
         key = (flow_name, run_name)
         sub = self.subscriptions.pop(key, None)
+        self._passthrough_only.discard(key)
         if sub is None:
             return False
-        await sub.stop()
-        self.router.emit(self.engine.close_run(flow_name, run_name, Result.CANCELLATION))
-        self._state_changed(sub)
+        await self._end(sub)
         return True
+
+    async def _end(self, sub: Subscription) -> None:
+        await sub.stop()
+        self.router.emit(self.engine.close_run(*sub.key, Result.CANCELLATION))
+        self._state_changed(sub)
+
+    def passthrough_client_left(self, sub: Subscription) -> None:
+        """A pass-through client left: a run only such clients asked for goes with the last.
+
+        Its subscription is stopped and its open spans end as cancelled, as on DELETE.
+        """
+        key = sub.key
+        if (
+            sub.clients
+            or key not in self._passthrough_only
+            or self.subscriptions.get(key) is not sub
+        ):
+            return
+        self._passthrough_only.discard(key)
+        del self.subscriptions[key]  # now, so a client arriving next gets a new subscription
+        log.info(
+            "last pass-through client left, unsubscribing",
+            extra={"flow_name": key[0], "run_name": key[1]},
+        )
+        self._in_background(self._end(sub))
+
+    def _in_background(self, work: Coroutine[object, object, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._stoppers.add(task)
+        task.add_done_callback(self._stoppers.discard)
 
     def _on_output(self, output: Output) -> None:
         if isinstance(output, RunClosed):
@@ -243,9 +283,7 @@ class Bridge:
                     "run never started, unsubscribing",
                     extra={"flow_name": key[0], "run_name": key[1]},
                 )
-                task = asyncio.ensure_future(sub.stop())
-                self._stoppers.add(task)
-                task.add_done_callback(self._stoppers.discard)
+                self._in_background(sub.stop())
 
     def _state_changed(self, sub: Subscription) -> None:
         counts = dict.fromkeys(SUBSCRIPTION_STATES, 0)

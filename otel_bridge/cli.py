@@ -131,11 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             try:
                 asyncio.run(serve_until_signal(BridgeServer(settings)))
-            except OSError as exc:  # the port is taken, the address is not ours, ...
-                print(
-                    f"otel-bridge: cannot listen on {settings.listen_host}:{settings.port}: {exc}",
-                    file=sys.stderr,
-                )
+            except OSError as exc:  # a port is taken, an address is not ours, ...
+                print(f"otel-bridge: {exc.strerror or exc}", file=sys.stderr)
                 return 2
             return 0
         if args.command == "watch":

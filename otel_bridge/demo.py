@@ -60,6 +60,7 @@ async def run_demo(
     async with Simulator(quirks, time_scale=time_scale, seed=seed) as sim:
         settings = Settings(
             port=0,
+            control_port=0,
             upstream_url=sim.ws_url,
             traces_out=traces_out,
             terminal_grace_s=0.2,
@@ -88,7 +89,10 @@ async def run_demo(
             file=stream,
         )
         async with server, aiohttp.ClientSession() as http:
-            print(f"bridge control API and /metrics on {server.url}", file=stream)
+            print(
+                f"bridge control API on {server.url}, /metrics on {server.metrics_url}",
+                file=stream,
+            )
             for body in bodies:
                 flow, run = body["flow_name"], body["run_name"]
                 async with http.post(

@@ -9,6 +9,7 @@ exporter and the resource (service name, resource attributes) as in any OpenTele
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import re
 import tomllib
@@ -16,7 +17,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from otel_bridge.core.redaction import CaptureMode
 from otel_bridge.errors import SettingsError
@@ -30,9 +38,28 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     listen_host: str = Field(
-        "127.0.0.1", description="Address the HTTP server (control API, /metrics) listens on."
+        "127.0.0.1", description="Address of the metrics listener (/metrics, /healthz, /readyz)."
     )
-    port: int = Field(9464, ge=0, le=65535, description="Port of the HTTP server (0: any free).")
+    port: int = Field(
+        9464, ge=0, le=65535, description="Port of the metrics listener (0: any free)."
+    )
+    control_host: str = Field(
+        "127.0.0.1",
+        description="Address of the control listener (/v1/*, /ws/*); "
+        "other than loopback only with control_token.",
+    )
+    control_port: int = Field(
+        9465, ge=0, le=65535, description="Port of the control listener (0: any free)."
+    )
+    http_header_timeout_s: float = Field(
+        10.0, gt=0, description="Close a connection whose request head takes longer to arrive."
+    )
+    http_keepalive_timeout_s: float = Field(
+        75.0, gt=0, description="Close a kept-alive connection idle for this long."
+    )
+    http_max_connections: int = Field(
+        256, ge=1, description="Open connections per listener at most; more are closed at once."
+    )
     upstream_url: str = Field(
         "wss://lao-socket.studio.lyzr.ai",
         description="Base URL of the LAO run socket; runs are at {upstream_url}/ws/{flow}/{run}.",
@@ -113,7 +140,9 @@ class Settings(BaseModel):
     )
     export_queue_size: int = Field(20000, ge=1, description="Spans queued per exporter at most.")
     control_token: str | None = Field(
-        None, description="If set, /v1/* requires 'Authorization: Bearer <token>'."
+        None,
+        description="If set, /v1/* and /ws/* require it as 'Authorization: Bearer <token>' "
+        "(or the WebSocket subprotocol bearer.<token>).",
     )
     max_label_values: int = Field(
         200, ge=1, description="Distinct flow_name / task_name label values before __other__."
@@ -178,6 +207,32 @@ class Settings(BaseModel):
                 raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
         return value
 
+    @field_validator("control_token")
+    @classmethod
+    def _token(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("control_token must not be empty (unset it to go without one)")
+        if any(c.isspace() or not c.isprintable() for c in value):
+            raise ValueError("control_token must not contain spaces or control characters")
+        return value
+
+    @model_validator(mode="after")
+    def _doors(self) -> Settings:
+        if not self.control_token and not is_loopback(self.control_host):
+            raise ValueError(
+                f"control_host ({env_of('control_host')}) {self.control_host!r} is not a "
+                f"loopback address: set control_token ({env_of('control_token')}) too, or "
+                "anyone who reaches the port can follow runs and use the pass-through socket"
+            )
+        if self.control_port and self.control_port == self.port:
+            raise ValueError(
+                f"control_port ({env_of('control_port')}) must differ from port "
+                f"({env_of('port')}), the metrics listener"
+            )
+        return self
+
     @field_validator("upstream_url")
     @classmethod
     def _url(cls, value: str) -> str:
@@ -214,6 +269,16 @@ class Settings(BaseModel):
             env.get(k)
             for k in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen address is reachable from this host only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
 
 
 SECRET_FIELDS = frozenset({"upstream_api_key", "control_token"})
@@ -279,7 +344,10 @@ def load_settings(
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "?"
+            if not error["loc"]:  # a rule across settings names them itself
+                problems.append(error["msg"].removeprefix("Value error, "))
+                continue
+            field = str(error["loc"][0])
             where = f"{flag_of(field)} / {env_of(field)}"
             problems.append(f"{field} ({where}): {error['msg']}")
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None

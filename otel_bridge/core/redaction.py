@@ -116,8 +116,36 @@ def _is_secret_pair(mapping: dict[Any, Any]) -> bool:
     return False
 
 
-def redact(value: Any) -> Any:
-    """Return a copy of a JSON-like value with secrets replaced, at any depth."""
+def _key_rule_fires(value: Any, strings: list[str]) -> bool:
+    """Collect the string leaves :func:`redact` would scan; tell whether a key rule fires."""
+    kind = type(value)
+    if kind is str:
+        if len(value) > 3:
+            strings.append(value)
+        return False
+    fires = False
+    if kind is dict:
+        fires = _is_secret_pair(value)
+        for key, item in value.items():
+            if (item is not None and is_secret_key(str(key), item)) or _key_rule_fires(
+                item, strings
+            ):
+                fires = True
+    elif kind is list or kind is tuple:
+        if len(value) == 2 and type(value[0]) is str and is_secret_key(value[0], "x"):
+            fires = True
+        for item in value:
+            if _key_rule_fires(item, strings):
+                fires = True
+    return fires
+
+
+def redact(value: Any, *, strings: bool = True) -> Any:
+    """Return a copy of a JSON-like value with secrets replaced, at any depth.
+
+    ``strings=False`` applies the key rules only: for a caller that knows no string leaf
+    holds a secret shape (one scan of them all found no trigger).
+    """
     if isinstance(value, dict):
         pair = _is_secret_pair(value)
         return {
@@ -125,16 +153,16 @@ def redact(value: Any) -> Any:
                 REDACTED
                 if v is not None
                 and (is_secret_key(str(k), v) or (pair and str(k).lower() in _PAIR_VALUE_KEYS))
-                else redact(v)
+                else redact(v, strings=strings)
             )
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
-        items = [redact(item) for item in value]
+        items = [redact(item, strings=strings) for item in value]
         if len(items) == 2 and isinstance(items[0], str) and is_secret_key(items[0], "x"):
             items[1] = REDACTED
         return items
-    if isinstance(value, str):
+    if isinstance(value, str) and strings:
         return redact_text(value) if len(value) > 3 else value
     return value
 
@@ -160,8 +188,13 @@ class PayloadPolicy:
         text = compact_json(value)
         limit = self.max_bytes + MARGIN_CHARS
         if self.mode is CaptureMode.REDACTED and len(text) <= limit and might_hold_secret(text):
-            # Whole and parsed already: redacting the value beats scanning its text.
-            text = compact_json(redact(value))
+            # Whole and parsed already: the text's trigger may be a mere key ("key_issues");
+            # one scan of the string leaves, with the key rules, says whether to walk at all.
+            strings: list[str] = []
+            keys = _key_rule_fires(value, strings)
+            shaped = might_hold_secret("\x00".join(strings))
+            if keys or shaped:
+                text = compact_json(redact(value, strings=shaped))
             return truncate_utf8(text, self.max_bytes)
         return self.payload_json(text)
 

@@ -159,10 +159,14 @@ _TRIGGERS = (
     "ghs_",
     "ghr_",
     "xox",
-    "://",
     "-----begin",
 )
-_PREFILTER = re2.compile("(?i)" + "|".join(re.escape(t) for t in _TRIGGERS))
+# A URL matters only with userinfo (``scheme://user:pass@``): secret query parameters are
+# found by their key words above, and plain URLs (in every task input) stay on the fast path.
+_URL_WITH_USERINFO = r"://[^/?#\s@\"']+@"
+_PREFILTER = re2.compile(
+    "(?i)" + "|".join([*(re.escape(t) for t in _TRIGGERS), _URL_WITH_USERINFO])
+)
 # The binding's Python-level search wrapper costs more than the search on short strings;
 # its compiled matcher is used directly when this version of google-re2 exposes it.
 _MATCHER = getattr(_PREFILTER, "_regexp", None)

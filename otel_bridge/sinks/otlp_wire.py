@@ -31,12 +31,18 @@ _pack_fixed32 = struct.Struct("<I").pack
 _pack_double = struct.Struct("<d").pack
 
 
+_SMALL = [bytes((i,)) for i in range(0x80)]
+_TAGS: dict[int, bytes] = {}
+_KEYS: dict[str, bytes] = {}  # attribute keys are a small fixed set (semconv); capped anyway
+MAX_CACHED_KEYS = 4096
+
+
 def varint(value: int) -> bytes:
     """A base-128 varint (negative int64 as its two's complement, ten bytes)."""
+    if 0 <= value < 0x80:
+        return _SMALL[value]
     if value < 0:
         value += 1 << 64
-    if value < 0x80:
-        return bytes((value,))
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
@@ -51,7 +57,11 @@ def _tag(field: int, wire_type: int) -> bytes:
 
 def _field(field: int, payload: bytes) -> bytes:
     """A length-delimited field (wire type 2)."""
-    return _tag(field, 2) + varint(len(payload)) + payload
+    tag = _TAGS.get(field)
+    if tag is None:
+        tag = _TAGS[field] = _tag(field, 2)
+    size = len(payload)
+    return tag + (_SMALL[size] if size < 0x80 else varint(size)) + payload
 
 
 def _text(field: int, text: str) -> bytes:
@@ -71,10 +81,20 @@ def any_value(value: AttributeValue) -> bytes:
     return _field(5, b"".join(_field(1, any_value(item)) for item in value))
 
 
+def _key(key: str) -> bytes:
+    """The encoded ``KeyValue.key`` field of an attribute key (cached)."""
+    encoded = _KEYS.get(key)
+    if encoded is None:
+        encoded = _text(1, key)
+        if len(_KEYS) < MAX_CACHED_KEYS:
+            _KEYS[key] = encoded
+    return encoded
+
+
 def attributes(field: int, values: Mapping[str, AttributeValue]) -> bytes:
     """Repeated ``KeyValue`` under ``field``."""
     return b"".join(
-        _field(field, _text(1, key) + _field(2, any_value(value))) for key, value in values.items()
+        _field(field, _key(key) + _field(2, any_value(value))) for key, value in values.items()
     )
 
 

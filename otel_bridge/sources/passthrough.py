@@ -9,6 +9,11 @@ A client that connects late gets what LAO sends from then on (LAO has no replay 
 Each client has a bounded buffer: a client that falls behind by ``client_buffer_frames``
 never stalls the others or the telemetry; it is disconnected with close code 1013 (try
 again later) and the frames it missed are counted.
+
+What a client sends goes upstream only as small text frames (``MAX_CLIENT_FRAME_BYTES``),
+at most ``CLIENT_FRAMES_PER_S`` a second per client (bursts of ``CLIENT_FRAME_BURST``);
+anything else is dropped and counted by outcome. A run only pass-through clients asked for
+is dropped when the last of them leaves (``Bridge.passthrough_client_left``).
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from otel_bridge.errors import InvalidName, RunConflict, TooManySubscriptions
@@ -27,11 +33,21 @@ from otel_bridge.names import validate_name
 
 if TYPE_CHECKING:  # the bridge imports this module (its subscriptions fan out to clients)
     from otel_bridge.bridge import Bridge
+    from otel_bridge.sources.upstream import Subscription
 
 log = logging.getLogger(__name__)
 
 CLOSE_TOO_SLOW = 1013
 _END = object()
+MAX_CLIENT_FRAME_BYTES = 4096  # LAO's clients send {"type":"ping"}; nothing bigger goes up
+MAX_CLIENT_MESSAGE_BYTES = 64 * 1024  # read at most; a bigger frame closes the client (1009)
+CLIENT_FRAMES_PER_S = 5.0
+CLIENT_FRAME_BURST = 10
+# Browsers cannot set headers on a WebSocket: the control token may come as the subprotocol
+# "bearer.<token>". A client offering "otel-bridge" too gets that one selected, so the
+# token is not echoed back in the handshake answer.
+BEARER_PROTOCOL = "bearer."
+PLAIN_PROTOCOL = "otel-bridge"
 
 
 class PassthroughMetrics:
@@ -51,10 +67,50 @@ class PassthroughMetrics:
         )
         self.forwarded = Counter(
             "otel_bridge_passthrough_client_frames",
-            "Client frames forwarded upstream (or not, when upstream was down), by outcome.",
+            "Client frames by outcome: sent upstream, upstream_down, or dropped as "
+            "binary, too_large, rate_limited, invalid.",
             ["outcome"],
             registry=registry,
         )
+
+
+class TokenBucket:
+    """``rate`` events a second on average, ``burst`` at once."""
+
+    def __init__(
+        self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self._clock = clock
+        self._tokens = float(burst)
+        self._at = clock()
+
+    def take(self) -> bool:
+        """Spend one token if there is one."""
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+
+def offered_protocols(request: web.Request) -> list[str]:
+    """The subprotocols a WebSocket client offers (``Sec-WebSocket-Protocol``)."""
+    values = request.headers.getall("Sec-WebSocket-Protocol", [])
+    return [p.strip() for value in values for p in value.split(",") if p.strip()]
+
+
+def selected_protocol(offered: list[str]) -> tuple[str, ...]:
+    """What the handshake answers selects: ``otel-bridge`` if offered, else the bearer one.
+
+    A browser that offered subprotocols fails the connection unless one is selected.
+    """
+    if PLAIN_PROTOCOL in offered:
+        return (PLAIN_PROTOCOL,)
+    return tuple(p for p in offered if p.startswith(BEARER_PROTOCOL))[:1]
 
 
 class ClientChannel:
@@ -112,6 +168,20 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
+async def _forward(sub: Subscription, message: WSMessage, bucket: TokenBucket) -> str:
+    """Send a client's frame upstream if it may go; return the outcome."""
+    if message.type is WSMsgType.BINARY:
+        return "binary"
+    if message.type is not WSMsgType.TEXT:
+        return "invalid"  # a protocol error, a frame over MAX_CLIENT_MESSAGE_BYTES
+    text = str(message.data)
+    if len(text) > MAX_CLIENT_FRAME_BYTES or len(text.encode()) > MAX_CLIENT_FRAME_BYTES:
+        return "too_large"
+    if not bucket.take():
+        return "rate_limited"
+    return "sent" if await sub.send_upstream(text) else "upstream_down"
+
+
 def passthrough_handler(bridge: Bridge, metrics: PassthroughMetrics) -> Handler:
     """The ``GET /ws/{flow}/{run}`` handler: a LAO-compatible run socket on the bridge."""
 
@@ -130,23 +200,29 @@ def passthrough_handler(bridge: Bridge, metrics: PassthroughMetrics) -> Handler:
             return _error(429, str(exc))
         except RunConflict as exc:
             return _error(503, str(exc))
-        ws = web.WebSocketResponse(heartbeat=bridge.settings.ws_ping_interval_s, compress=False)
+        ws = web.WebSocketResponse(
+            heartbeat=bridge.settings.ws_ping_interval_s,
+            compress=False,
+            protocols=selected_protocol(offered_protocols(request)),
+            max_msg_size=MAX_CLIENT_MESSAGE_BYTES,
+        )
         client = ClientChannel(ws, bridge.settings.client_buffer_frames, metrics)
         sub.attach(client)
         try:
             await ws.prepare(request)
         except BaseException:
             sub.detach(client)
+            bridge.passthrough_client_left(sub)
             raise
         metrics.clients.inc()
         writer = asyncio.create_task(client.pump())
+        bucket = TokenBucket(CLIENT_FRAMES_PER_S, CLIENT_FRAME_BURST)
         try:
             async for message in ws:
-                if message.type == WSMsgType.TEXT:
-                    sent = await sub.send_upstream(message.data)
-                    metrics.forwarded.labels("sent" if sent else "upstream_down").inc()
+                metrics.forwarded.labels(await _forward(sub, message, bucket)).inc()
         finally:
             sub.detach(client)
+            bridge.passthrough_client_left(sub)
             metrics.clients.dec()
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
