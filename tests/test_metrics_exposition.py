@@ -109,3 +109,15 @@ def test_metrics_file_into_a_missing_directory_fails_cleanly(
     with pytest.raises(FileNotFoundError):
         write_metrics_file(registry, tmp_path / "missing" / "out.om")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_bridge_exposes_process_and_python_runtime_metrics() -> None:
+    """A bridge's /metrics has the standard process and Python collectors."""
+    from otel_bridge.bridge import Bridge
+    from otel_bridge.settings import Settings
+
+    bridge = Bridge(Settings(), registry=CollectorRegistry(), sinks=[])
+    text = render(bridge.registry, None)[0].decode()
+    for name in ("process_cpu_seconds_total", "process_resident_memory_bytes", "python_info"):
+        assert f"\n{name}" in text or text.startswith(name), name
+    assert "python_gc_collections_total" in text

@@ -14,7 +14,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 from otel_bridge import __version__
 from otel_bridge.core.events import KNOWN_EVENT_TYPES
@@ -57,6 +66,8 @@ class Metrics:
 
     ``flow_allow``/``flow_deny`` and ``task_allow``/``task_deny`` are regexes (full match)
     for the cardinality guard; ``max_label_values`` caps the distinct values per label.
+    ``runtime`` adds the standard process and Python collectors (``process_cpu_seconds_total``,
+    ``process_resident_memory_bytes``, ``python_gc_*``, ``python_info``).
     """
 
     def __init__(
@@ -68,9 +79,14 @@ class Metrics:
         task_allow: Sequence[str] = (),
         task_deny: Sequence[str] = (),
         max_label_values: int = 200,
+        runtime: bool = False,
     ) -> None:
         self.registry = registry
         r = registry
+        if runtime:  # the process's CPU, memory, file descriptors; Python's GC and version
+            ProcessCollector(registry=r)
+            PlatformCollector(registry=r)
+            GCCollector(registry=r)
         # -- LAO workflows (telemetry contract) ----------------------------------------
         self.runs_started = Counter(
             "lao_flow_runs_started",
