@@ -290,7 +290,11 @@ def assert_customer_support_trace(read: Read, events: list[JSON], flow: str, run
             "cicd.pipeline.task.run.result": "success",
         }
         if task == "sentiment_analyzer":
-            expected |= {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.id": "sentiment-v2"}
+            expected |= {
+                "gen_ai.operation.name": "invoke_agent",
+                "gen_ai.provider.name": "lyzr",
+                "gen_ai.agent.id": "sentiment-v2",
+            }
             assert task_input["config"] == {"agent_id": "sentiment-v2", "api_key": "[REDACTED]"}
             assert task_input["priority"] == "urgent"
         else:

@@ -32,6 +32,7 @@ CORE_ALLOWED = frozenset(
         "typing",
         "pydantic",
         "re2",
+        "urllib",
         "orjson",
         "heapq",
         "bisect",

@@ -154,6 +154,7 @@ def test_seed_agent_task_span() -> None:
         "cicd.pipeline.task.run.result": "success",
         "gen_ai.operation.name": "invoke_agent",
         "gen_ai.agent.id": "sentiment-v2",
+        "gen_ai.provider.name": "lyzr",
     }
 
 

@@ -7,11 +7,14 @@ The keys are the constants of :mod:`.semconv`.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from otel_bridge.core import semconv as K
 from otel_bridge.core.events import ErrorInfo
 from otel_bridge.core.records import AttributeValue, SpanEvent
 from otel_bridge.core.redaction import PayloadPolicy, clean_name
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
 def agent_id_of(task_input: Any) -> str | None:
@@ -27,11 +30,37 @@ def agent_id_of(task_input: Any) -> str | None:
 
 def agent_name_of(task_input: Any) -> str | None:
     """Return ``input.config.agent_name`` if present."""
+    return _config_text(task_input, "agent_name")
+
+
+def _config_text(task_input: Any, key: str) -> str | None:
     if isinstance(task_input, dict):
         config = task_input.get("config")
-        if isinstance(config, dict) and isinstance(config.get("agent_name"), str):
-            return str(config["agent_name"])
+        if isinstance(config, dict):
+            value = config.get(key)
+            if isinstance(value, str) and value:
+                return value
     return None
+
+
+def conversation_id_of(task_input: Any) -> str | None:
+    """Return ``input.config.session_id`` (``gen_ai.conversation.id``) if present."""
+    return _config_text(task_input, "session_id")
+
+
+def server_of(task_input: Any) -> tuple[str, int] | None:
+    """Return (host, port) of ``input.config.api_url`` (``server.address``/``server.port``)."""
+    url = _config_text(task_input, "api_url")
+    if url is None:
+        return None
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if not host:
+        return None
+    return host, port or _DEFAULT_PORTS.get(parts.scheme.lower(), 443)
 
 
 def put_payload(

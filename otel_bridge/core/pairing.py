@@ -76,6 +76,11 @@ class Pairing:
             task.agent_id = clean_name(agent_id)
             agent_name = A.agent_name_of(event.input)
             task.agent_name = clean_name(agent_name) if agent_name else None
+            conversation = A.conversation_id_of(event.input)
+            task.conversation_id = clean_name(conversation) if conversation else None
+            server = A.server_of(event.input)
+            if server is not None:
+                task.server_address, task.server_port = clean_name(server[0]), server[1]
         if id_key is not None:
             run.add_open_id(task)
         else:

@@ -63,6 +63,7 @@ class SpanRecord:
     result: Result
     error_type: str | None = None
     sampled: bool = True  # False: the run's sampler said no; metrics only, not exported
+    client: bool = False  # span kind CLIENT (a remote agent call), else INTERNAL
     trace_state: str = ""
 
     @property

@@ -64,6 +64,9 @@ class TaskState:
     input_truncated: bool = False
     agent_id: str | None = None
     agent_name: str | None = None
+    conversation_id: str | None = None
+    server_address: str | None = None
+    server_port: int | None = None
     adjusted: bool = False  # its start timestamp was implausible and replaced
 
 

@@ -46,6 +46,13 @@ GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
 GEN_AI_AGENT_ID: Final = "gen_ai.agent.id"
 GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
 GEN_AI_WORKFLOW_NAME: Final = "gen_ai.workflow.name"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
+PROVIDER_LYZR: Final = "lyzr"
+SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
+# The semantic conventions version the attribute names follow (resource and scope).
+SCHEMA_URL: Final = "https://opentelemetry.io/schemas/1.37.0"
 OP_INVOKE_AGENT: Final = "invoke_agent"
 OP_INVOKE_WORKFLOW: Final = "invoke_workflow"
 OP_EXECUTE_TASK: Final = "execute_task"
@@ -57,9 +64,11 @@ EXCEPTION_TYPE: Final = "exception.type"
 EXCEPTION_MESSAGE: Final = "exception.message"
 
 
-def task_span_name(task_name: str, agent_id: str | None) -> str:
-    """``invoke_agent {task}`` for agent calls, else ``execute_task {task}``."""
-    return f"{OP_INVOKE_AGENT if agent_id else OP_EXECUTE_TASK} {task_name}"
+def task_span_name(task_name: str, agent_id: str | None, agent_name: str | None = None) -> str:
+    """``invoke_agent {agent name, else task}`` for agent calls, else ``execute_task {task}``."""
+    if agent_id:
+        return f"{OP_INVOKE_AGENT} {agent_name or task_name}"
+    return f"{OP_EXECUTE_TASK} {task_name}"
 
 
 def root_span_name(flow_name: str) -> str:

@@ -27,9 +27,16 @@ def _task_base_attrs(run: RunState, task: TaskState) -> dict[str, AttributeValue
         attrs[K.LAO_TASK_ID] = task.task_id
     if task.agent_id:
         attrs[K.GEN_AI_OPERATION_NAME] = K.OP_INVOKE_AGENT
+        attrs[K.GEN_AI_PROVIDER_NAME] = K.PROVIDER_LYZR
         attrs[K.GEN_AI_AGENT_ID] = task.agent_id
         if task.agent_name:
             attrs[K.GEN_AI_AGENT_NAME] = task.agent_name
+        if task.conversation_id:
+            attrs[K.GEN_AI_CONVERSATION_ID] = task.conversation_id
+        if task.server_address:
+            attrs[K.SERVER_ADDRESS] = task.server_address
+            if task.server_port is not None:
+                attrs[K.SERVER_PORT] = task.server_port
     if task.input_text is not None:
         attrs[K.LAO_TASK_INPUT] = task.input_text
         if task.input_truncated:
@@ -62,7 +69,8 @@ def _task_record(
         span_id=task.span_id,
         parent_span_id=run.root_span_id,
         parent_is_remote=False,
-        name=K.task_span_name(task.task_name, task.agent_id),
+        name=K.task_span_name(task.task_name, task.agent_id, task.agent_name),
+        client=bool(task.agent_id),  # an agent call is a remote call: span kind CLIENT
         start_ns=task.start_ns,
         end_ns=end_ns,
         attributes=attrs,

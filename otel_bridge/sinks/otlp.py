@@ -22,10 +22,11 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, TraceFlags, Trace
 from opentelemetry.trace import StatusCode as OtelStatusCode
 
 from otel_bridge import __version__
+from otel_bridge.core import semconv as K
 from otel_bridge.core.records import AttributeValue, SpanRecord, StatusCode
 from otel_bridge.sinks.otlp_wire import Encoder
 
-SCOPE = InstrumentationScope("otel_bridge", __version__)
+SCOPE = InstrumentationScope("otel_bridge", __version__, schema_url=K.SCHEMA_URL)
 _STATUS = {
     StatusCode.UNSET: OtelStatusCode.UNSET,
     StatusCode.OK: OtelStatusCode.OK,
@@ -56,7 +57,7 @@ def to_readable_span(record: SpanRecord, resource: Resource) -> ReadableSpan:
         resource=resource,
         attributes=dict(record.attributes),
         events=[Event(e.name, dict(e.attributes), e.time_ns) for e in record.events],
-        kind=SpanKind.INTERNAL,
+        kind=SpanKind.CLIENT if record.client else SpanKind.INTERNAL,
         status=Status(_STATUS[record.status], description),
         start_time=record.start_ns,
         end_time=record.end_ns,
@@ -87,7 +88,13 @@ def encoder_for(resource: Resource) -> Encoder:
             attrs[key] = value
         elif isinstance(value, Sequence):
             attrs[key] = [str(item) for item in value]
-    return Encoder(attrs, SCOPE.name, SCOPE.version or "", resource.schema_url or "")
+    return Encoder(
+        attrs,
+        SCOPE.name,
+        SCOPE.version or "",
+        resource.schema_url or "",
+        SCOPE.schema_url or "",
+    )
 
 
 def traces_data(records: Iterable[SpanRecord], resource: Resource) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from otel_bridge.core.records import AttributeValue, SpanEvent, SpanRecord, StatusCode
 
 SPAN_KIND_INTERNAL = 1
+SPAN_KIND_CLIENT = 3
 FLAG_HAS_IS_REMOTE = 0x100
 FLAG_IS_REMOTE = 0x200
 _STATUS_CODE = {StatusCode.UNSET: 0, StatusCode.OK: 1, StatusCode.ERROR: 2}
@@ -128,7 +129,7 @@ def span(record: SpanRecord) -> bytes:
     if record.parent_span_id is not None:
         out.append(b"\x22\x08" + record.parent_span_id.to_bytes(8, "big"))
     out.append(_text(5, record.name))
-    out.append(b"\x30" + varint(SPAN_KIND_INTERNAL))
+    out.append(b"\x30" + varint(SPAN_KIND_CLIENT if record.client else SPAN_KIND_INTERNAL))
     out.append(b"\x39" + _pack_fixed64(record.start_ns))
     out.append(b"\x41" + _pack_fixed64(record.end_ns))
     out.append(attributes(9, record.attributes))
