@@ -5,9 +5,10 @@
 
 Every PromQL expression is written once, in ``gen/``. Variables: ``datasource`` (the Prometheus
 data source), ``flow_name`` and ``task_name`` (multi-select, "All" = ``.*``), ``traces``
-(the UID of the Tempo or Jaeger data source the exemplar links open) and, on the health
-dashboard, ``instance``. Exemplars are on for both duration histograms; a field override on
-``trace_id`` turns each exemplar into a link to the trace in ``$traces``.
+(a Tempo data source variable, which every trace link opens) and, on the health dashboard,
+``instance``. Exemplars are on for both duration histograms; a field override on
+``trace_id`` turns each exemplar into a link to the trace in ``$traces``, and flows link to
+the TraceQL search of their runs. The two dashboards link to each other.
 
 This file is the command line; the dashboards are built in the package ``gen/`` beside it
 (``gen/workflows.py``, ``gen/health.py`` and the builders they share).

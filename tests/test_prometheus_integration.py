@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pytest
+from test_alerts import signals
 from test_dashboards import RULES, alert_rules, dashboard_queries, substitute
 
 from otel_bridge.core.ids import run_trace_id
@@ -39,8 +39,6 @@ pytestmark = pytest.mark.integration
 T = TypeVar("T")
 JSON = dict[str, Any]
 OK, FAIL, HANG, DENIED = "Metrics_OK", "Metrics_Fail", "Metrics_Hang", "Denied_Scratch"
-SET_OPERATOR = re.compile(r"(and|or|unless)\b(\s+(on|ignoring)\s*\([^)]*\))?")
-COMPARISON = re.compile(r"(>=|<=|==|!=|>|<)(\s*bool\b)?")
 
 
 def flow(name: str, run: str, *, task_s: float, fail: bool = False, hang: bool = False) -> JSON:
@@ -101,6 +99,7 @@ class RulesPrometheus(PrometheusServer):
         """Add the alert rule file to the support server's configuration."""
         config = super().config(version)
         config["rule_files"] = [str(RULES)]
+        config["scrape_configs"][0]["job_name"] = "otel-bridge"  # OtelBridgeAbsent matches it
         return config
 
 
@@ -186,55 +185,6 @@ async def scenario() -> AsyncIterator[Scenario]:
             raise
         finally:
             await off_loop(prom.stop)
-
-
-# -- splitting an alert into the signals it thresholds ------------------------------------------
-
-
-def top_level(expr: str) -> Iterator[int]:
-    """Yield the indexes of ``expr`` outside parentheses, brackets, braces and strings."""
-    depth, quote = 0, ""
-    for i, ch in enumerate(expr):
-        if quote:
-            quote = "" if ch == quote and expr[i - 1] != "\\" else quote
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif depth == 0:
-            yield i
-
-
-def signals(expr: str) -> list[str]:
-    """Split ``a > x and b >= y unless on (l) c > z`` into the signals ``a``, ``b``, ``c``."""
-    clauses, start = [], 0
-    positions = list(top_level(expr))
-    skip_to = -1
-    for i in positions:
-        if i < skip_to or (i > 0 and (expr[i - 1].isalnum() or expr[i - 1] == "_")):
-            continue
-        match = SET_OPERATOR.match(expr, i)
-        if match:
-            clauses.append(expr[start:i])
-            start = skip_to = match.end()
-    clauses.append(expr[start:])
-    out = []
-    for clause in clauses:
-        cut = [i for i in top_level(clause) if COMPARISON.match(clause, i)]
-        out.append((clause[: cut[0]] if cut else clause).strip())
-    return out
-
-
-def test_alert_signals_are_split_at_set_operators_and_comparisons() -> None:
-    """The splitter finds each thresholded signal, leaving comparisons inside calls alone."""
-    expr = 'sum by (a) (x{l=">"}) > 0\nunless on (a)\nsum by (a) (increase(y[1h])) >= 3'
-    assert signals(expr) == ['sum by (a) (x{l=">"})', "sum by (a) (increase(y[1h]))"]
-    assert signals("(a / b) > 0.25\nand\nc >= 3") == ["(a / b)", "c"]
-    assert signals("histogram_quantile(0.95, sum by (le) (r)) > 1800") == [
-        "histogram_quantile(0.95, sum by (le) (r))"
-    ]
 
 
 # -- the test ------------------------------------------------------------------------------------
@@ -354,6 +304,9 @@ async def test_every_dashboard_and_alert_query_on_a_real_prometheus(scenario: Sc
     assert overflow[("flow_name",)] > 0 and overflow[("task_name",)] == 0
     exported = by_label(panel("Spans exported, failed and dropped", "A", health), "exporter")
     assert exported[("memory",)] > 0
+    assert single("Python", health) == 1
+    for title in ("CPU", "Resident memory"):
+        assert min(values(panel(title, dashboard=health))) > 0, title
 
     # The raw counters the panels are built on, exact.
     raw = await query('sum by (result) (lao_flow_runs_total{result=~"success|failure"})')

@@ -13,6 +13,7 @@ from grafana_foundation_sdk.models.common import BarGaugeDisplayMode, VizOrienta
 from grafana_foundation_sdk.models.dashboard import DataTransformerConfig
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
+from .links import flow_traces_link
 from .panels import query, ts
 from .promql import PROMETHEUS, TASK, TASK_FAILED, TASKS, increase, rate
 
@@ -84,7 +85,7 @@ def failures_row(dashboard: Dashboard) -> Dashboard:
                         "{{error_type}}",
                     )
                 ],
-                unit="reqps",
+                unit="ops",
                 width=12,
             )
         )
@@ -101,6 +102,6 @@ def failures_row(dashboard: Dashboard) -> Dashboard:
                 ],
                 unit="percentunit",
                 percent=True,
-            )
+            ).data_links([flow_traces_link()])
         )
     )

@@ -1,7 +1,8 @@
 """The "By flow" row of the "LAO workflows" dashboard: one table row per flow.
 
 Runs finished and failed, run rate, success rate, p95 duration and runs in flight over the
-time range; one instant query per column, merged into one table.
+time range; one instant query per column, merged into one table. A flow's name links to the
+TraceQL search of its runs in ``$traces``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 from grafana_foundation_sdk.models.dashboard import DataTransformerConfig, DynamicConfigValue
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
+from .links import flow_traces_override
 from .panels import query
 from .promql import FLOW, FLOW_FAILED, PROMETHEUS, increase, quantile, rate, success_ratio
 
@@ -21,7 +23,7 @@ FLOW_COLUMNS = (
         "short",
         f"sum by (flow_name) ({increase('lao_flow_runs_total', FLOW_FAILED)})",
     ),
-    ("Runs/s", "reqps", f"sum by (flow_name) ({rate('lao_flow_runs_total', FLOW, '$__range')})"),
+    ("Runs/s", "ops", f"sum by (flow_name) ({rate('lao_flow_runs_total', FLOW, '$__range')})"),
     ("Success rate", "percentunit", success_ratio("flow_name", "$__range")),
     (
         "p95 duration",
@@ -37,10 +39,14 @@ def flows_table() -> table.Panel:
     panel = (
         table.Panel()
         .title("Flows")
-        .description("Every flow over the time range: volume, rate, success rate and p95.")
+        .description(
+            "Every flow over the time range: volume, rate, success rate and p95; click a flow "
+            "for its runs' traces."
+        )
         .datasource(PROMETHEUS)
         .span(24)
         .height(9)
+        .override_by_name("flow_name", [flow_traces_override()])
     )
     rename: dict[str, str] = {}
     order: dict[str, int] = {"flow_name": 0}

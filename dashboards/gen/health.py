@@ -1,16 +1,19 @@
 """The "otel-bridge health" dashboard: the bridge itself.
 
 Upstream subscriptions and reconnects, frames rejected and ignored, events received and
-dropped, event lag, span export and queue depth, and the label cardinality guard; variable
-``instance`` selects bridge replicas.
+dropped, event lag, span export and queue depth, the label cardinality guard, and the
+process (``runtime``: CPU, memory, GC); variable ``instance`` selects bridge replicas. The
+dashboard links to "LAO workflows".
 """
 
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 
+from .links import HEALTH_UID, WORKFLOWS_UID, dashboard_link
 from .panels import query, single, ts
 from .promql import INSTANCE, QUANTILES, increase, quantile, rate
+from .runtime import runtime_row
 from .variables import label_variable, new_dashboard
 
 
@@ -18,10 +21,17 @@ def health() -> Dashboard:
     """Return the "otel-bridge health" dashboard."""
     dashboard = new_dashboard(
         "otel-bridge health",
-        "otel-bridge-health",
+        HEALTH_UID,
         "The bridge itself: upstream subscriptions and reconnects, frames rejected, event "
-        "lag, span export and the label cardinality guard.",
-    ).with_variable(
+        "lag, span export, the label cardinality guard, CPU and memory.",
+    ).link(
+        dashboard_link(
+            "LAO workflows",
+            WORKFLOWS_UID,
+            "Runs, outcomes, durations and failures of the LAO workflows the bridge observes.",
+        )
+    )
+    dashboard = dashboard.with_variable(
         label_variable(
             "instance", "Bridge instance", "label_values(otel_bridge_build_info, instance)"
         )
@@ -106,7 +116,7 @@ def health() -> Dashboard:
                         "{{instance}}",
                     )
                 ],
-                unit="reqps",
+                unit="ops",
             )
         )
         .with_panel(
@@ -119,7 +129,7 @@ def health() -> Dashboard:
                         "{{reason}}",
                     )
                 ],
-                unit="reqps",
+                unit="ops",
             )
         )
         .with_panel(
@@ -132,7 +142,7 @@ def health() -> Dashboard:
                         "{{reason}}",
                     )
                 ],
-                unit="reqps",
+                unit="ops",
             )
         )
         .with_panel(
@@ -145,7 +155,7 @@ def health() -> Dashboard:
                         "{{event_type}}",
                     )
                 ],
-                unit="reqps",
+                unit="ops",
             )
         )
         .with_panel(
@@ -158,7 +168,7 @@ def health() -> Dashboard:
                         "{{reason}}",
                     )
                 ],
-                unit="reqps",
+                unit="ops",
             )
         )
         .with_panel(
@@ -178,7 +188,7 @@ def health() -> Dashboard:
             )
         )
     )
-    return (
+    dashboard = (
         dashboard.with_row(Row("Export"))
         .with_panel(
             ts(
@@ -202,7 +212,7 @@ def health() -> Dashboard:
                         ref="C",
                     ),
                 ],
-                unit="reqps",
+                unit="ops",
             )
         )
         .with_panel(
@@ -228,8 +238,9 @@ def health() -> Dashboard:
                         "{{label}}",
                     )
                 ],
-                unit="reqps",
+                unit="ops",
                 width=24,
             )
         )
     )
+    return runtime_row(dashboard)

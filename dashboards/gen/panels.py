@@ -1,12 +1,11 @@
 """The panel and query builders both dashboards are made of.
 
-Time series, stat, heatmap panels and Prometheus queries on ``$datasource``; the field
-override that turns an exemplar's ``trace_id`` into a link to the trace in ``$traces``.
+Time series, stat, heatmap panels and Prometheus queries on ``$datasource``; the panels
+with exemplars link each ``trace_id`` to its trace in ``$traces`` (``links``).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from grafana_foundation_sdk.builders import heatmap, stat, timeseries
@@ -28,9 +27,10 @@ from grafana_foundation_sdk.models.common import (
     StackingMode,
     TooltipDisplayMode,
 )
-from grafana_foundation_sdk.models.dashboard import DynamicConfigValue, Threshold, ThresholdsMode
+from grafana_foundation_sdk.models.dashboard import Threshold, ThresholdsMode
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
+from .links import trace_link_override
 from .promql import PROMETHEUS, QUANTILES, increase, quantile
 
 EXEMPLAR_COLOR = "rgba(255,0,255,0.7)"
@@ -53,32 +53,6 @@ def query(
     if fmt is not None:
         q = q.format(fmt)
     return q
-
-
-def trace_link_override() -> DynamicConfigValue:
-    """Return the ``links`` of an exemplar's ``trace_id``: the trace in the ``$traces`` source.
-
-    One Explore query works for both back ends: Tempo runs ``traceql`` with a trace id, the
-    Jaeger data source looks a trace id up whenever its query type is not ``search``.
-    """
-    pane = {
-        "trace": {
-            "datasource": "${traces}",
-            "queries": [
-                {
-                    "refId": "A",
-                    "datasource": {"uid": "${traces}"},
-                    "queryType": "traceql",
-                    "query": "${__value.raw}",
-                }
-            ],
-            "range": {"from": "${__from}", "to": "${__to}"},
-        }
-    }
-    url = "/explore?schemaVersion=1&panes=" + json.dumps(pane, separators=(",", ":"))
-    return DynamicConfigValue(
-        id_val="links", value=[{"title": "Open trace ${__value.raw}", "url": url}]
-    )
 
 
 def ts(
@@ -131,6 +105,8 @@ def single(
     decimals: int | None = 0,
     red_above: float | None = None,
     width: int = 4,
+    height: int = 4,
+    legend: str = "",
 ) -> stat.Panel:
     """Return a stat panel showing one instant value."""
     steps = [Threshold(value=None, color="green")]
@@ -143,12 +119,12 @@ def single(
         .datasource(PROMETHEUS)
         .unit(unit)
         .span(width)
-        .height(4)
+        .height(height)
         .graph_mode(BigValueGraphMode.NONE)
         .color_mode(BigValueColorMode.VALUE)
         .reduce_options(ReduceDataOptions().calcs(["lastNotNull"]).values(False))
         .thresholds(ThresholdsConfig().mode(ThresholdsMode.ABSOLUTE).steps(steps))
-        .with_target(query(expr, "", instant=True))
+        .with_target(query(expr, legend, instant=True))
     )
     if decimals is not None:
         panel = panel.decimals(decimals)

@@ -1,17 +1,12 @@
 """The template variables, and a dashboard with the settings both dashboards share.
 
 ``datasource`` (the Prometheus data source), multi-select label variables whose "All" is
-``.*`` and ``traces`` (the Tempo or Jaeger UID exemplar links open).
+``.*`` and ``traces`` (the Tempo data source the trace links open).
 """
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders.dashboard import (
-    CustomVariable,
-    Dashboard,
-    DatasourceVariable,
-    QueryVariable,
-)
+from grafana_foundation_sdk.builders.dashboard import Dashboard, DatasourceVariable, QueryVariable
 from grafana_foundation_sdk.models.dashboard import VariableOption, VariableRefresh, VariableSort
 
 from .promql import PROMETHEUS
@@ -40,18 +35,16 @@ def label_variable(name: str, label: str, source: str) -> QueryVariable:
     )
 
 
-def traces_variable() -> CustomVariable:
-    """Return the trace data source (a Tempo or Jaeger UID) that exemplar links open."""
+def traces_variable() -> DatasourceVariable:
+    """Return the trace data source picker (type Tempo) that every trace link opens."""
     return (
-        CustomVariable("traces")
-        .label("Traces (Tempo or Jaeger UID)")
+        DatasourceVariable("traces")
+        .label("Traces")
         .description(
-            "UID of the Tempo or Jaeger data source that exemplar trace links open; pick one "
-            "or type your own."
+            "The Tempo data source that exemplar and flow links open (for Jaeger, change this "
+            "variable's type to Jaeger: see dashboards/README.md)."
         )
-        .values("tempo,jaeger")
-        .allow_custom_value(True)
-        .current(VariableOption(selected=True, text="tempo", value="tempo"))
+        .type("tempo")
     )
 
 

@@ -1,8 +1,9 @@
 """The "LAO workflows" dashboard: runs, outcomes, durations and failures of LAO workflows.
 
 Variables ``flow_name``, ``task_name`` and ``traces``; the duration panels carry exemplars
-that link to the run's trace. The "Failures" row is in ``failures``, the flows table in
-``flows``.
+that link to the run's trace, the per-flow series link to the TraceQL search of the flow's
+runs, and the dashboard links to "otel-bridge health". The "Failures" row is in
+``failures``, the flows table in ``flows``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 
 from .failures import failures_row
 from .flows import flows_row
+from .links import HEALTH_UID, WORKFLOWS_UID, dashboard_link, flow_traces_link
 from .panels import bucket_increase, duration_heatmap, quantile_targets, query, single, ts
 from .promql import FLOW, FLOW_FAILED, FLOW_OK, RUNS, TASK, increase, quantile, rate, success_ratio
 from .variables import label_variable, new_dashboard, traces_variable
@@ -21,9 +23,16 @@ def workflows() -> Dashboard:
     dashboard = (
         new_dashboard(
             "LAO workflows",
-            "lao-workflows",
+            WORKFLOWS_UID,
             "Runs, outcomes, durations and failures of Lyzr Agent Orchestration workflows, "
-            "from otel-bridge. Exemplars link to the run's trace.",
+            "from otel-bridge. Exemplars link to the run's trace, flows to their runs' traces.",
+        )
+        .link(
+            dashboard_link(
+                "otel-bridge health",
+                HEALTH_UID,
+                "The bridge itself: subscriptions, reconnects, export, CPU and memory.",
+            )
         )
         .with_variable(
             label_variable(
@@ -111,8 +120,8 @@ def runs_row(dashboard: Dashboard) -> Dashboard:
                         "{{flow_name}}",
                     )
                 ],
-                unit="reqps",
-            )
+                unit="ops",
+            ).data_links([flow_traces_link()])
         )
         .with_panel(
             ts(
@@ -125,8 +134,8 @@ def runs_row(dashboard: Dashboard) -> Dashboard:
                         "{{flow_name}} {{result}}",
                     )
                 ],
-                unit="reqps",
-            )
+                unit="ops",
+            ).data_links([flow_traces_link()])
         )
         .with_panel(
             ts(
@@ -141,7 +150,7 @@ def runs_row(dashboard: Dashboard) -> Dashboard:
                 ],
                 unit="percentunit",
                 percent=True,
-            )
+            ).data_links([flow_traces_link()])
         )
         .with_panel(
             ts(
@@ -154,7 +163,7 @@ def runs_row(dashboard: Dashboard) -> Dashboard:
                     )
                 ],
                 stacked=True,
-            )
+            ).data_links([flow_traces_link()])
         )
     )
 
@@ -173,7 +182,7 @@ def durations_row(dashboard: Dashboard) -> Dashboard:
                 ),
                 unit="s",
                 exemplars=True,
-            )
+            ).data_links([flow_traces_link()])
         )
         .with_panel(
             duration_heatmap(
@@ -195,7 +204,7 @@ def durations_row(dashboard: Dashboard) -> Dashboard:
                 ),
                 unit="s",
                 exemplars=True,
-            )
+            ).data_links([flow_traces_link()])
         )
         .with_panel(
             duration_heatmap(
