@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from otel_bridge.core.ids import root_span_id, run_trace_id
 from otel_bridge.core.records import Result, SpanRecord
 from otel_bridge.simulator import Quirks
 from otel_bridge.simulator.flows import customer_support_flow
@@ -81,3 +82,22 @@ async def test_a_404_before_the_run_started_is_retried() -> None:
         await wait_for(lambda: hub.connections >= 4, 10 * UNIT, "three refused reconnects")
         assert sub.state is SubscriptionState.RECONNECTING
         assert sub.error == "upstream answered HTTP 404"
+
+
+async def test_log_lines_about_a_run_carry_its_trace_and_span_ids(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A subscription's log lines name the run's trace id and root span id."""
+    quirks = Quirks(**QUIET, disconnect_after=2, refuse_reconnects=403)
+    body = customer_support_flow()
+    flow, run = body["flow_name"], body["run_name"]
+    caplog.set_level("INFO", logger="otel_bridge")
+    async with running_rig(quirks, time_scale=0.05 * UNIT, **FAST, give_up_after_s=600) as rig:
+        sub, _ = rig.server.bridge.subscribe(flow, run)
+        await rig.sim.wait_subscribers(flow, run)
+        await rig.sim.start_run(body)
+        await wait_for(lambda: sub.state is SubscriptionState.FAILED, 20 * UNIT, "sub fails")
+    refused = [r for r in caplog.records if r.getMessage() == "upstream refused the subscription"]
+    assert refused, [r.getMessage() for r in caplog.records]
+    assert refused[0].__dict__["trace_id"] == f"{run_trace_id(flow, run):032x}"
+    assert refused[0].__dict__["span_id"] == f"{root_span_id(flow, run):016x}"

@@ -21,6 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from otel_bridge.core.engine import Engine, is_fresh_event
+from otel_bridge.core.ids import root_span_id
 from otel_bridge.core.outputs import Output
 from otel_bridge.core.records import Result
 from otel_bridge.core.redaction import clean_name, redact_text
@@ -129,6 +130,17 @@ class Subscription:
         """Still following (or trying to follow) the run."""
         return self.state.active
 
+    def _log_fields(self) -> dict[str, str]:
+        """What every log line about this run carries: its URL, trace id and root span id.
+
+        The ids let log backends link the line to the run's trace.
+        """
+        return {
+            "url": self.display_url,
+            "trace_id": f"{self.engine.trace_id_of(self.flow_name, self.run_name):032x}",
+            "span_id": f"{root_span_id(self.flow_name, self.run_name):016x}",
+        }
+
     def _set_state(self, state: SubscriptionState) -> None:
         if state != self.state:
             self.state = state
@@ -179,7 +191,7 @@ class Subscription:
                     self.router.metrics.reconnects.inc()
                 log.warning(
                     "upstream lost, reconnecting",
-                    extra={"url": self.display_url, "reason": reason, "delay_s": round(delay, 2)},
+                    extra={**self._log_fields(), "reason": reason, "delay_s": round(delay, 2)},
                 )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
@@ -192,9 +204,7 @@ class Subscription:
 
     def _give_up(self, reason: str) -> None:
         self.error = f"gave up after {self.settings.give_up_after_s:g}s: {reason}"
-        log.error(
-            "upstream unreachable, giving up", extra={"url": self.display_url, "reason": reason}
-        )
+        log.error("upstream unreachable, giving up", extra={**self._log_fields(), "reason": reason})
         self.router.emit(self.engine.close_run(self.flow_name, self.run_name, Result.TIMEOUT))
         self._set_state(SubscriptionState.FAILED)
 
@@ -230,7 +240,7 @@ class Subscription:
                 self.connects += 1
                 self.error = None
                 self._set_state(SubscriptionState.CONNECTED)
-                log.info("upstream connected", extra={"url": self.display_url})
+                log.info("upstream connected", extra=self._log_fields())
                 await self._read(ws)
                 return ConnectOutcome.CLOSED
         except InvalidStatus as exc:
@@ -239,13 +249,13 @@ class Subscription:
             if status in self._fatal_status():
                 log.error(
                     "upstream refused the subscription",
-                    extra={"url": self.display_url, "status": status},
+                    extra={**self._log_fields(), "status": status},
                 )
                 return ConnectOutcome.FATAL
             return ConnectOutcome.RETRY
         except InvalidURI as exc:
             self.error = f"invalid upstream URL: {exc}"
-            log.error("invalid upstream URL", extra={"url": self.display_url})
+            log.error("invalid upstream URL", extra=self._log_fields())
             return ConnectOutcome.FATAL
         except ConnectionClosed as exc:
             self.error = f"connection closed: {exc}"
@@ -270,7 +280,7 @@ class Subscription:
                     if is_fresh_event(outputs):
                         self.events += 1
                 except Exception:  # never let one frame end the subscription
-                    log.exception("frame could not be handled", extra={"url": self.display_url})
+                    log.exception("frame could not be handled", extra=self._log_fields())
                 for client in tuple(self.clients):
                     client.offer(message)
         finally:
