@@ -57,7 +57,10 @@ RUN set -eu; \
     install -d -o 10001 -g 10001 -m 0750 /var/lib/otel-bridge
 COPY --from=build /opt/otel-bridge /opt/otel-bridge
 
-# OTEL_BRIDGE_LISTEN_HOST: a container is reached on its own address, not on loopback.
+# OTEL_BRIDGE_LISTEN_HOST: the metrics listener (/metrics, /healthz, /readyz) is reached
+# on the container's own address, not on loopback. The control listener (/v1/*, /ws/*, port
+# 9465) stays on loopback: to publish it set OTEL_BRIDGE_CONTROL_HOST=0.0.0.0 together with
+# OTEL_BRIDGE_CONTROL_TOKEN (the bridge refuses to start with one and not the other).
 # State (--traces-out, replay --state) goes under /var/lib/otel-bridge and temporary files
 # under TMPDIR: mount writable volumes there when the root filesystem is read-only.
 ENV PATH=/opt/otel-bridge/bin:$PATH \
@@ -66,10 +69,12 @@ ENV PATH=/opt/otel-bridge/bin:$PATH \
     HOME=/var/lib/otel-bridge \
     TMPDIR=/tmp \
     OTEL_BRIDGE_LISTEN_HOST=0.0.0.0 \
-    OTEL_BRIDGE_PORT=9464
+    OTEL_BRIDGE_PORT=9464 \
+    OTEL_BRIDGE_CONTROL_PORT=9465
 WORKDIR /var/lib/otel-bridge
 USER 10001:10001
-EXPOSE 9464
+# 9464: metrics and health; 9465: control API and pass-through socket (see above).
+EXPOSE 9464 9465
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
     CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('OTEL_BRIDGE_PORT', '9464') + '/healthz', timeout=4)"]
 ENTRYPOINT ["otel-bridge"]

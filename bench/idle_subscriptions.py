@@ -33,7 +33,9 @@ def rss_kib() -> int:
 async def measure(runs: int, compression: bool) -> None:
     """Subscribe ``runs`` idle runs and report memory per subscription."""
     async with Simulator(Quirks.quiet()) as sim:
-        settings = Settings(port=0, upstream_url=sim.ws_url, upstream_compression=compression)
+        settings = Settings(
+            port=0, control_port=0, upstream_url=sim.ws_url, upstream_compression=compression
+        )
         async with BridgeServer(
             settings, registry=CollectorRegistry(), sinks=[MemorySink()]
         ) as srv:

@@ -11,6 +11,7 @@ from collections.abc import Coroutine, Sequence
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry
 
+from otel_bridge.core import semconv as K
 from otel_bridge.core.engine import Engine, Limits
 from otel_bridge.core.ids import TraceParent
 from otel_bridge.core.outputs import Output, RunClosed
@@ -36,7 +37,7 @@ DEFAULT_DELAY_S = 0.2  # longest wait for a full batch (OTEL_BSP_SCHEDULE_DELAY,
 
 def make_resource(extra: dict[str, str] | None = None) -> Resource:
     """The resource of exported spans: OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES win."""
-    resource = Resource.create(extra or {})
+    resource = Resource.create(extra or {}).merge(Resource({}, schema_url=K.SCHEMA_URL))
     service = str(resource.attributes.get("service.name", ""))
     if not service or service.startswith("unknown_service"):
         resource = resource.merge(Resource({"service.name": DEFAULT_SERVICE_NAME}))
@@ -83,6 +84,7 @@ class Bridge:
             task_allow=settings.task_allow,
             task_deny=settings.task_deny,
             max_label_values=settings.max_label_values,
+            runtime=True,
         )
         self.resource = make_resource()
         otel = read_otel_env()

@@ -45,7 +45,6 @@ from otel_bridge.sources.passthrough import (
 BRIDGE_KEY: web.AppKey[Bridge] = web.AppKey("bridge", Bridge)
 MAX_BODY_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 32  # a registration is two levels deep; deeper bodies are refused (400)
-_GUARDED = ("/v1/", "/ws/")
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
 
@@ -58,21 +57,21 @@ def _digest(token: str) -> bytes:
 
 
 def presented_tokens(request: web.Request) -> list[str]:
-    """The tokens a request presents: its bearer credential, and on /ws/ its subprotocols."""
+    """The tokens a request presents: its bearer credential and ``bearer.<token>`` protocols."""
     found = []
     scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer":
         found.append(credential.strip())
-    if request.path.startswith("/ws/"):
-        offered = offered_protocols(request)
-        found += [p.removeprefix(BEARER_PROTOCOL) for p in offered if p.startswith(BEARER_PROTOCOL)]
+    offered = offered_protocols(request)
+    found += [p.removeprefix(BEARER_PROTOCOL) for p in offered if p.startswith(BEARER_PROTOCOL)]
     return found
 
 
 @web.middleware
 async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """With a token, everything but health needs it (decided by route, not by path text)."""
     token = request.app[BRIDGE_KEY].settings.control_token
-    if token and request.path.startswith(_GUARDED):
+    if token and request.match_info.handler not in (healthz, readyz):
         expected = _digest(token)
         # Every presented token is compared (no early exit on the first mismatch).
         matches = [hmac.compare_digest(_digest(t), expected) for t in presented_tokens(request)]

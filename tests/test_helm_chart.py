@@ -55,6 +55,13 @@ CHECKOV_SKIPS = {
 CHART_DEFAULT_DIFFERS = {
     "listen_host": "0.0.0.0",  # a pod is probed and scraped on its own address
     "log_format": "json",  # what log collectors parse
+    "control_host": None,  # chosen by mode: 0.0.0.0 standalone, 127.0.0.1 sidecar
+}
+# What the default scenario (standalone with its required token) gives the bridge.
+STANDALONE_DIFFERS = {
+    **CHART_DEFAULT_DIFFERS,
+    "control_host": "0.0.0.0",  # the Service reaches the control listener...
+    "control_token": "t0ken",  # ...so a token is required
 }
 
 
@@ -113,16 +120,23 @@ def scenarios() -> dict[str, Rendered]:
 
 
 @pytest.fixture(scope="module")
-def app_chart(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
-    """helm/examples/app-with-sidecar rendered with this chart as its dependency."""
+def app_chart_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of helm/examples/app-with-sidecar with this chart as its built dependency."""
     root = tmp_path_factory.mktemp("app")
     work = root / "examples" / "app-with-sidecar"
     shutil.copytree(EXAMPLES / "app-with-sidecar", work, ignore=shutil.ignore_patterns("charts"))
     (root / "otel-bridge").symlink_to(CHART)  # its dependency: file://../../otel-bridge
     helm("dependency", "build", str(work))
+    return work
+
+
+@pytest.fixture(scope="module")
+def app_chart(app_chart_dir: Path) -> Rendered:
+    """helm/examples/app-with-sidecar rendered with this chart as its dependency."""
     text = helm(
-        "template", "shop", str(work), "--namespace", "shop", "--kube-version", KUBE_VERSION
-    ).stdout
+        "template", "shop", str(app_chart_dir), "--namespace", "shop",
+        "--kube-version", KUBE_VERSION,
+    ).stdout  # fmt: skip
     return parse("app-with-sidecar", text)
 
 
@@ -342,13 +356,14 @@ def test_rendered_environment_is_what_the_bridge_reads(scenarios: dict[str, Rend
     )
     assert env["OTEL_SERVICE_NAME"] == "lao-workflows-prod"
     # The defaults load too, and are the bridge's own (but for the listed exceptions).
-    default = load_settings(environ=resolve_env(bridge_container(scenarios["default"]), {}))
+    token = {"otel-bridge-control/token": "t0ken"}
+    default = load_settings(environ=resolve_env(bridge_container(scenarios["default"]), token))
     differs = {
         name: getattr(default, name)
         for name in Settings.model_fields
         if getattr(default, name) != Settings().model_dump()[name]
     }
-    assert differs == CHART_DEFAULT_DIFFERS
+    assert differs == STANDALONE_DIFFERS
 
 
 def test_chart_config_covers_every_bridge_setting() -> None:
@@ -365,10 +380,14 @@ def test_chart_config_covers_every_bridge_setting() -> None:
 
 
 def test_chart_version_is_the_package_version() -> None:
-    """Chart appVersion = pyproject version = otel_bridge.__version__ (the image tag)."""
+    """Chart appVersion = otel_bridge.__version__, the package's one version (the image tag)."""
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    assert chart["appVersion"] == project["version"] == otel_bridge.__version__
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert "version" in pyproject["project"]["dynamic"]
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {
+        "attr": "otel_bridge.__version__"
+    }
+    assert chart["appVersion"] == otel_bridge.__version__
 
 
 def test_secrets_come_only_from_existing_secrets(scenarios: dict[str, Rendered]) -> None:
@@ -381,7 +400,8 @@ def test_secrets_come_only_from_existing_secrets(scenarios: dict[str, Rendered])
         assert set(item) == {"name", "valueFrom"}
         assert "secretKeyRef" in item["valueFrom"]
     names = {e["name"] for e in bridge_container(scenarios["default"])["env"]}
-    assert not {"OTEL_BRIDGE_CONTROL_TOKEN", "OTEL_BRIDGE_UPSTREAM_API_KEY"} & names
+    assert "OTEL_BRIDGE_CONTROL_TOKEN" in names  # standalone requires it
+    assert "OTEL_BRIDGE_UPSTREAM_API_KEY" not in names
 
 
 # ---- the monitoring objects ------------------------------------------------------------
@@ -500,11 +520,12 @@ def render_notes(tmp_path: Path, *args: str) -> str:
 
 
 def test_notes_say_what_to_do_next(tmp_path: Path) -> None:
-    """NOTES.txt says how to check the bridge and register runs, and warns what is missing."""
-    notes = render_notes(tmp_path / "default")
+    """NOTES.txt says how to check the bridge and register runs, on which port, with what."""
+    notes = render_notes(tmp_path / "default", "--values", str(values_file("default")))
     assert "rollout status deployment/otel-bridge" in notes
-    assert "POST http://otel-bridge.lao.svc:9464/v1/runs" in notes.replace("-XPOST ", "POST ")
-    assert "WARNING: no control token" in notes
+    assert "curl -s localhost:9464/readyz" in notes
+    assert "POST http://otel-bridge.lao.svc:9465/v1/runs" in notes.replace("-XPOST ", "POST ")
+    assert "Authorization: Bearer" in notes and "bearer.<token>" in notes
     assert "NOT exported: set otlp.endpoint" in notes
     full = render_notes(tmp_path / "full", "--values", str(values_file("standalone-full")))
     assert "WARNING" not in full
@@ -512,6 +533,72 @@ def test_notes_say_what_to_do_next(tmp_path: Path) -> None:
     assert "3 replicas" in full
     sidecar = render_notes(tmp_path / "sidecar", "--values", str(values_file("sidecar")))
     assert 'include "otel-bridge.sidecar.container"' in sidecar
-    assert "http://127.0.0.1:9464/v1/runs" in sidecar
-    assert "WARNING: no control token" in sidecar
-    assert "any pod that reaches it" in sidecar
+    assert "http://127.0.0.1:9465/v1/runs" in sidecar
+    assert "only the pod's own containers reach it" in sidecar
+
+
+# ---- the doors: two listeners, a token wherever the control port leaves the pod --------
+
+
+def test_a_control_listener_beyond_the_pod_without_a_token_fails_with_a_how_to(
+    app_chart_dir: Path,
+) -> None:
+    """Standalone without a token Secret, or a sidecar moved off loopback, fails saying how."""
+    standalone = helm("template", "x", str(CHART), check=False)  # no values at all
+    sidecar = helm(
+        "template", "shop", str(app_chart_dir), "--set", "otel-bridge.config.control_host=0.0.0.0",
+        check=False,
+    )  # fmt: skip
+    for result in (standalone, sidecar):
+        assert result.returncode != 0
+        assert "secrets.controlToken.existingSecret" in result.stderr
+        assert "openssl rand -hex 32" in result.stderr
+    allowed = ["--set", "otel-bridge.secrets.controlToken.existingSecret=shop-control"]
+    opened = helm("template", "shop", str(app_chart_dir), *allowed, "--set",
+                  "otel-bridge.config.control_host=0.0.0.0").stdout  # fmt: skip
+    assert "bridge-control" in opened
+
+
+def test_standalone_splits_control_and_metrics_ports(scenarios: dict[str, Rendered]) -> None:
+    """Control on 0.0.0.0:9465 behind a token, metrics on 9464; each object uses its port."""
+    rendered = scenarios["standalone-full"]
+    container = bridge_container(rendered)
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"bridge-metrics": 9464, "bridge-control": 9465}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["OTEL_BRIDGE_CONTROL_HOST"] == "0.0.0.0" and env["OTEL_BRIDGE_LISTEN_HOST"]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"]["port"] == "bridge-metrics"
+    service = rendered.one("Service")["spec"]["ports"]
+    assert {(p["name"], p["port"], p["targetPort"]) for p in service} == {
+        ("control", 9465, "bridge-control"),
+        ("metrics", 9464, "bridge-metrics"),
+    }
+    assert [e["port"] for e in rendered.one("ServiceMonitor")["spec"]["endpoints"]] == ["metrics"]
+    paths = rendered.one("Ingress")["spec"]["rules"][0]["http"]["paths"]
+    assert {p["backend"]["service"]["port"]["name"] for p in paths} == {"control"}
+    rules = rendered.one("NetworkPolicy")["spec"]["ingress"]
+    by_port = {r["ports"][0]["port"]: r.get("from") for r in rules}
+    assert set(by_port) == {"bridge-control", "bridge-metrics"}
+    assert by_port["bridge-control"] and by_port["bridge-metrics"] is None
+
+
+def test_sidecar_keeps_the_control_listener_on_loopback(
+    app_chart: Rendered, scenarios: dict[str, Rendered]
+) -> None:
+    """In a sidecar the control API is on 127.0.0.1 (no token needed) and only metrics is a port."""
+    container = bridge_container(app_chart)
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["OTEL_BRIDGE_CONTROL_HOST"] == "127.0.0.1"
+    assert "OTEL_BRIDGE_CONTROL_TOKEN" not in env
+    assert [p["name"] for p in container["ports"]] == ["bridge-metrics"]
+    app = next(c for c in pod_spec_of(app_chart)["containers"] if c["name"] == "app")
+    assert {"name": "OTEL_BRIDGE_URL", "value": "http://127.0.0.1:9465"} in app["env"]
+    monitor = scenarios["sidecar"].one("PodMonitor")["spec"]["podMetricsEndpoints"]
+    assert [e["port"] for e in monitor] == ["bridge-metrics"]
+
+
+def pod_spec_of(rendered: Rendered) -> dict[str, Any]:
+    """The pod spec of the one rendered Deployment."""
+    spec: dict[str, Any] = rendered.one("Deployment")["spec"]["template"]["spec"]
+    return spec

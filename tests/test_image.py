@@ -17,7 +17,6 @@ import shutil
 import stat
 import subprocess
 import time
-import tomllib
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +26,8 @@ from typing import Any
 
 import pytest
 
-from support.ports import LOOPBACK, free_port, port_is_open
+import otel_bridge
+from support.ports import LOOPBACK, free_ports, port_is_open
 from support.process import ServerProcess, in_ci, require_binary
 
 pytestmark = pytest.mark.integration
@@ -251,18 +251,19 @@ def entrypoint(image: BuiltImage) -> tuple[list[str], list[str]]:
 
 @pytest.mark.timeout(BUILD_TIMEOUT_S)
 def test_image_config(built_image: BuiltImage) -> None:
-    """Entrypoint otel-bridge serve, numeric non-root user, port, 0.0.0.0, OCI labels."""
+    """Entrypoint otel-bridge serve, non-root user, metrics on 0.0.0.0, control on loopback."""
     cfg = built_image.config["Docker"]["config"]
     assert entrypoint(built_image) == (["otel-bridge"], ["serve"])
     assert cfg["User"] == USER
-    assert "9464/tcp" in cfg["ExposedPorts"]
+    assert {"9464/tcp", "9465/tcp"} <= set(cfg["ExposedPorts"])
     env = dict(item.split("=", 1) for item in cfg["Env"])
     assert env["OTEL_BRIDGE_LISTEN_HOST"] == "0.0.0.0"
+    assert env["OTEL_BRIDGE_CONTROL_PORT"] == "9465"
+    assert "OTEL_BRIDGE_CONTROL_HOST" not in env  # the control listener stays on loopback
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"
     assert cfg["Healthcheck"]["Test"][0] == "CMD"
     labels = cfg["Labels"]
-    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
-    assert labels["org.opencontainers.image.version"] == version
+    assert labels["org.opencontainers.image.version"] == otel_bridge.__version__
     assert labels["org.opencontainers.image.title"] == "otel-bridge"
     assert labels["org.opencontainers.image.licenses"] == "Apache-2.0"
     assert labels["org.opencontainers.image.base.name"].startswith("localhost/otel-bridge-base:")
@@ -322,11 +323,15 @@ def test_image_runs_as_its_user_without_compiler_pip_or_build_secret(
 def test_entrypoint_serves_health_and_metrics(
     built_image: BuiltImage, container: str, tmp_path: Path
 ) -> None:
-    """The image's ENTRYPOINT+CMD, as its user, answers /healthz, /readyz and /metrics."""
-    port = free_port()
+    """The image's ENTRYPOINT+CMD, as its user, answers health and /metrics; /v1 elsewhere."""
+    port, control_port = free_ports(2)
     entry, cmd = entrypoint(built_image)
     # Loopback for the test (the image's own default is 0.0.0.0).
-    env = {"OTEL_BRIDGE_LISTEN_HOST": LOOPBACK, "OTEL_BRIDGE_PORT": str(port)}
+    env = {
+        "OTEL_BRIDGE_LISTEN_HOST": LOOPBACK,
+        "OTEL_BRIDGE_PORT": str(port),
+        "OTEL_BRIDGE_CONTROL_PORT": str(control_port),
+    }
     server = ServerProcess(
         "otel-bridge image",
         run_argv(built_image, container, *entry, *cmd, env=env),
@@ -335,8 +340,8 @@ def test_entrypoint_serves_health_and_metrics(
     server.start()
     try:
 
-        def get(path: str) -> tuple[int, str] | None:
-            with urllib.request.urlopen(f"http://{LOOPBACK}:{port}{path}", timeout=2) as resp:
+        def get(path: str, on: int = port) -> tuple[int, str] | None:
+            with urllib.request.urlopen(f"http://{LOOPBACK}:{on}{path}", timeout=2) as resp:
                 return resp.status, resp.read().decode()
 
         assert server.wait_until(lambda: get("/healthz"), 60, "/healthz")[0] == 200
@@ -344,12 +349,32 @@ def test_entrypoint_serves_health_and_metrics(
         status, body = server.wait_until(lambda: get("/metrics"), 30, "/metrics")
         assert status == 200
         assert "# TYPE lao_flow_runs_total counter" in body
+        runs = server.wait_until(lambda: get("/v1/runs", control_port), 30, "/v1/runs")
+        assert runs == (200, '{"runs": []}')
     except BaseException:
         server.dump_log()
         raise
     finally:
         server.stop()
     assert not port_is_open(port), "the bridge outlived its buildah run"
+
+
+@pytest.mark.timeout(BUILD_TIMEOUT_S)
+def test_image_refuses_a_published_control_port_without_a_token(
+    built_image: BuiltImage, container: str
+) -> None:
+    """OTEL_BRIDGE_CONTROL_HOST=0.0.0.0 without a token: exit 2 and one line, no listener."""
+    entry, cmd = entrypoint(built_image)
+    env = {"OTEL_BRIDGE_CONTROL_HOST": "0.0.0.0", "OTEL_BRIDGE_PORT": "0"}
+    result = subprocess.run(
+        run_argv(built_image, container, *entry, *cmd, env=env),
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    # The bridge's one line comes first; buildah then reports the exit status.
+    lines = result.stderr.strip().splitlines()
+    assert [line for line in lines if line.startswith("otel-bridge:")] == lines[:1]
+    assert "set control_token" in lines[0]
 
 
 @pytest.mark.timeout(BUILD_TIMEOUT_S)

@@ -52,6 +52,7 @@ OtlpProtocol = Literal["grpc", "http"]
 SECRETS = ("sk-prod-sentiment-key", "sf_prod_token_xyz")
 WARNINGS = "@jaeger@warnings"
 KIND_INTERNAL = 1
+KIND_CLIENT = 3  # agent calls are remote calls (GenAI agent-span conventions)
 STATUS_UNSET, STATUS_OK, STATUS_ERROR = 0, 1, 2
 PARENT_IS_REMOTE = 0x200  # OTLP SpanFlags: the span's parent context is remote
 TIME_SCALE = 0.02
@@ -245,7 +246,7 @@ def assert_customer_support_trace(read: Read, events: list[JSON], flow: str, run
     assert (root.span_id, root.parent_span_id, root.kind) == (root_id, "", KIND_INTERNAL)
     for name in (CS_SENTIMENT, CS_SALESFORCE, CS_NOTIFY):
         assert spans[name].parent_span_id == root_id
-        assert spans[name].kind == KIND_INTERNAL
+        assert spans[name].kind == (KIND_CLIENT if name == CS_SENTIMENT else KIND_INTERNAL)
         assert spans[name].attributes["lao.run.name"] == run
 
     started, completed = find_event(events, "flow_started"), find_event(events, "flow_completed")

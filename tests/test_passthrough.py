@@ -16,7 +16,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from otel_bridge.simulator import Quirks
-from support.rig import Rig
+from support.rig import Rig, running_rig
 from support.timing import UNIT, wait_for
 
 pytestmark = pytest.mark.integration
@@ -168,25 +168,34 @@ def node_client_ready() -> None:
         )
 
 
-async def test_seed_workflow_monitor_in_node_works_through_the_bridge(rig: Rig) -> None:
-    """The docs' JavaScript WorkflowMonitor, pointed at the bridge, follows a run to its end."""
+@pytest.mark.parametrize("token", [None, "9b1f0c7e3a5d4e2f8a6c1b0d9e7f5a3c"])
+async def test_seed_workflow_monitor_in_node_works_through_the_bridge(
+    rig_options: dict[str, Any], token: str | None
+) -> None:
+    """The docs' JavaScript WorkflowMonitor, pointed at the bridge, follows a run to its end.
+
+    With a control token it offers it as the subprotocol ``bearer.<token>``, like a browser.
+    """
     await asyncio.to_thread(node_client_ready)
     run = "node_1"
-    proc = await asyncio.create_subprocess_exec(
-        "node",
-        str(NODE_DIR / "monitor.js"),
-        f"ws://127.0.0.1:{rig.server.port}",
-        FLOW,
-        run,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    await rig.sim.wait_subscribers(FLOW, run, timeout=15 * UNIT)
-    await rig.sim.start_run(flow_body(run, n=3))
-    out, _ = await asyncio.wait_for(proc.communicate(), 30 * UNIT)
-    assert proc.returncode == 0
-    lines = [json.loads(line) for line in out.decode().splitlines()]
-    handled = [line["event_type"] for line in lines if "event_type" in line]
-    assert handled == ["flow_started"] + ["task_started", "task_completed"] * 3 + ["flow_completed"]
-    assert lines[-1] == {"closed": True}
-    await rig.flush()
-    assert sum(s.kind == "run" for s in rig.spans(run)) == 1
+    async with running_rig(**rig_options, control_token=token) as rig:
+        base = f"ws://127.0.0.1:{rig.server.control_port}"
+        proc = await asyncio.create_subprocess_exec(
+            "node",
+            str(NODE_DIR / "monitor.js"),
+            *([base, FLOW, run] + ([token] if token else [])),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        await rig.sim.wait_subscribers(FLOW, run, timeout=15 * UNIT)
+        await rig.sim.start_run(flow_body(run, n=3))
+        out, _ = await asyncio.wait_for(proc.communicate(), 30 * UNIT)
+        assert proc.returncode == 0
+        lines = [json.loads(line) for line in out.decode().splitlines()]
+        assert lines[0] == {"open": True, "protocol": f"bearer.{token}" if token else ""}
+        handled = [line["event_type"] for line in lines if "event_type" in line]
+        assert handled == (
+            ["flow_started"] + ["task_started", "task_completed"] * 3 + ["flow_completed"]
+        )
+        assert lines[-1] == {"closed": True}
+        await rig.flush()
+        assert sum(s.kind == "run" for s in rig.spans(run)) == 1

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import signal
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -16,7 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from helpers import SEED_SECRETS
 from otel_bridge.simulator import Quirks, Simulator
 from otel_bridge.sinks.otlp import spans_of
-from support.ports import free_port
+from support.ports import free_ports
+from support.rig import serving_process, sigterm
 from support.timing import UNIT, wait_for
 
 pytestmark = pytest.mark.integration
@@ -45,7 +43,7 @@ async def events_received(http: aiohttp.ClientSession, url: str, event_type: str
 async def test_sigterm_ends_open_runs_and_flushes(tmp_path: Path) -> None:
     """SIGTERM mid-run: the root is exported incomplete (cancellation), JSON logs are redacted."""
     out = tmp_path / "spans.jsonl"
-    port = free_port()
+    port, control_port = free_ports(2)
     async with (
         Simulator(Quirks(noise_probability=0.0), time_scale=1.0) as sim,
         aiohttp.ClientSession() as http,
@@ -56,20 +54,9 @@ async def test_sigterm_ends_open_runs_and_flushes(tmp_path: Path) -> None:
             "OTEL_BRIDGE_LOG_FORMAT": "json",
             "OTEL_BRIDGE_LOG_LEVEL": "INFO",
         }
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "otel_bridge.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--traces-out",
-            str(out),
-            env=env,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
+        args = ["--port", str(port), "--control-port", str(control_port), "--traces-out", str(out)]
+        url, metrics_url = f"http://127.0.0.1:{control_port}", f"http://127.0.0.1:{port}"
+        async with serving_process(*args, env=env) as proc:
             await wait_for(lambda: is_ready(http, url), 20 * UNIT, "the bridge to be ready")
             body = {
                 "flow_name": "Long Flow",
@@ -91,15 +78,10 @@ async def test_sigterm_ends_open_runs_and_flushes(tmp_path: Path) -> None:
             await sim.wait_subscribers("Long Flow", "sigterm_1", timeout=10 * UNIT)
             await sim.start_run(body)
             await wait_for(
-                lambda: events_received(http, url, "task_started"),
+                lambda: events_received(http, metrics_url, "task_started"),
                 message="the bridge to see the task start",
             )
-            proc.send_signal(signal.SIGTERM)
-            _, err = await asyncio.wait_for(proc.communicate(), 30 * UNIT)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+            err = await sigterm(proc)
     assert proc.returncode == 0
     spans = [s for line in out.read_text().splitlines() for s in spans_of(json.loads(line))]
     root = next(s for s in spans if s["name"] == "invoke_workflow Long Flow")
@@ -107,8 +89,8 @@ async def test_sigterm_ends_open_runs_and_flushes(tmp_path: Path) -> None:
     assert attrs["lao.run.incomplete"] == {"boolValue": True}
     assert attrs["cicd.pipeline.result"] == {"stringValue": "cancellation"}
     assert any(s["name"] == "invoke_agent slow" for s in spans)
-    logs = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+    logs = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     messages = {line["message"] for line in logs}
     assert {"run subscribed", "signal received, shutting down"} <= messages
-    text = err.decode() + out.read_text()
+    text = err + out.read_text()
     assert not any(secret in text for secret in SEED_SECRETS)

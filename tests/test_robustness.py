@@ -18,7 +18,7 @@ from otel_bridge.core.records import SpanRecord
 from otel_bridge.simulator import Quirks
 from otel_bridge.sinks.metrics import Metrics
 from support.ports import LOOPBACK
-from support.rig import FAST_RECONNECT, running_bridge, running_rig
+from support.rig import FAST_RECONNECT, running_bridge, running_rig, running_upstream
 from support.timing import UNIT, wait_for
 
 pytestmark = pytest.mark.integration
@@ -104,20 +104,14 @@ async def test_server_that_drops_every_connection_is_given_up() -> None:
         await ws.close()
         return ws
 
-    app = web.Application()
-    app.router.add_get("/ws/{flow}/{run}", slam)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, LOOPBACK, 0).start()
-        upstream = f"ws://{LOOPBACK}:{runner.addresses[0][1]}"
-        async with running_bridge(upstream, give_up_after_s=1.0 * UNIT, **FAST_RECONNECT) as server:
-            sub, _ = server.bridge.subscribe("F", "flap")
-            await asyncio.wait_for(sub.wait(), 10 * UNIT)
-            assert sub.state == "failed"
-            assert sub.connects < 40
-    finally:
-        await runner.cleanup()
+    async with (
+        running_upstream(slam) as upstream,
+        running_bridge(upstream, give_up_after_s=1.0 * UNIT, **FAST_RECONNECT) as server,
+    ):
+        sub, _ = server.bridge.subscribe("F", "flap")
+        await asyncio.wait_for(sub.wait(), 10 * UNIT)
+        assert sub.state == "failed"
+        assert sub.connects < 40
 
 
 async def test_subscription_to_a_run_that_never_starts_is_dropped() -> None:

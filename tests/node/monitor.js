@@ -1,20 +1,22 @@
 // The WorkflowMonitor of LAO's WebSocket docs, pointed at the bridge instead of LAO.
 // Node 20 has no global WebSocket, so the `ws` package stands in for the browser's.
-// Usage: node monitor.js WS_BASE FLOW RUN  — prints one JSON line per handled event.
+// Usage: node monitor.js WS_BASE FLOW RUN [TOKEN]  — prints one JSON line per handled event.
+// With TOKEN it offers the subprotocol bearer.TOKEN, as a browser must (no headers there).
 const WebSocket = require('ws');
 
 class WorkflowMonitor {
-  constructor(base, flowName, runName) {
+  constructor(base, flowName, runName, token) {
     this.url = `${base}/ws/${encodeURIComponent(flowName)}/${encodeURIComponent(runName)}`;
+    this.protocols = token ? [`bearer.${token}`] : [];
     this.ws = null;
     this.reconnectAttempts = 0;
     this.done = false;
   }
 
   connect() {
-    this.ws = new WebSocket(this.url);
+    this.ws = new WebSocket(this.url, this.protocols);
     this.ws.onopen = () => {
-      console.log(JSON.stringify({ open: true }));
+      console.log(JSON.stringify({ open: true, protocol: this.ws.protocol }));
       this.reconnectAttempts = 0;
       this.ws.send(JSON.stringify({ type: 'ping' }));
       this.pingInterval = setInterval(() => {
@@ -64,5 +66,5 @@ class WorkflowMonitor {
   }
 }
 
-const [base, flow, run] = process.argv.slice(2);
-new WorkflowMonitor(base, flow, run).connect();
+const [base, flow, run, token] = process.argv.slice(2);
+new WorkflowMonitor(base, flow, run, token).connect();

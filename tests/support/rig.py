@@ -3,21 +3,26 @@
     async with running_rig(Quirks.quiet(), time_scale=0.1 * UNIT) as rig:
         spans = await rig.play(body)  # register over the control API, run, wait, flush
 
-:func:`running_bridge` is a bridge alone (for tests that bring their own upstream);
-:func:`running_rig` adds a :class:`~otel_bridge.simulator.Simulator` as its upstream and a
+:func:`running_bridge` is a bridge alone (for tests that bring their own upstream, such as
+:func:`running_upstream`); :func:`running_rig` adds a
+:class:`~otel_bridge.simulator.Simulator` as its upstream and a
 :class:`~otel_bridge.sinks.span_sinks.MemorySink` as its first exporter. The ``rig`` fixture
-(tests/conftest.py) is one of these per test.
+(tests/conftest.py) is one of these per test. :func:`serving_process` is the real
+``otel-bridge serve`` process.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from otel_bridge.core.records import SpanRecord
@@ -44,12 +49,13 @@ FAST_RECONNECT: JSON = {
 async def running_bridge(
     upstream_url: str, *, sinks: Sequence[SpanSink] | None = None, **settings: Any
 ) -> AsyncIterator[BridgeServer]:
-    """A bridge on a free loopback port with a fresh registry; leaving it stops (flushes) it.
+    """A bridge on free loopback ports with a fresh registry; leaving it stops (flushes) it.
 
+    ``server.url`` is its control listener, ``server.metrics_url`` its metrics listener.
     ``sinks`` defaults to one :class:`MemorySink`; ``settings`` are :class:`Settings` fields.
     """
     server = BridgeServer(
-        Settings(**{"port": 0, "upstream_url": upstream_url, **settings}),
+        Settings(**{"port": 0, "control_port": 0, "upstream_url": upstream_url, **settings}),
         registry=CollectorRegistry(),
         sinks=[MemorySink()] if sinks is None else sinks,
     )
@@ -74,7 +80,7 @@ class Rig:
 
     def socket_url(self, flow: str, run: str) -> str:
         """The bridge's pass-through socket of a run."""
-        return run_url(f"ws://{LOOPBACK}:{self.server.port}", flow, run)
+        return run_url(f"ws://{LOOPBACK}:{self.server.control_port}", flow, run)
 
     async def post_run(self, flow: str, run: str, **extra: Any) -> aiohttp.ClientResponse:
         """``POST /v1/runs`` whatever it answers; the response, its body read."""
@@ -174,3 +180,43 @@ async def running_rig(
         aiohttp.ClientSession() as http,
     ):
         yield Rig(sim, server, sink, http)
+
+
+@asynccontextmanager
+async def running_upstream(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> AsyncIterator[str]:
+    """A scripted run socket: ``handler`` serves ``/ws/{flow}/{run}``; yields its ws:// base."""
+    app = web.Application()
+    app.router.add_get("/ws/{flow}/{run}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, LOOPBACK, 0)
+        await site.start()
+        yield f"ws://{LOOPBACK}:{site.port}"
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
+async def serving_process(
+    *args: str, env: dict[str, str]
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``python -m otel_bridge serve ARGS`` with stderr piped; killed on leaving if still up."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "otel_bridge", "serve", *args, env=env, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def sigterm(proc: asyncio.subprocess.Process) -> str:
+    """Send SIGTERM, wait for the process to end; return what it wrote to stderr."""
+    proc.send_signal(signal.SIGTERM)
+    _, err = await asyncio.wait_for(proc.communicate(), 30 * UNIT)
+    return err.decode()

@@ -29,7 +29,8 @@ MIRROR="${OTEL_BRIDGE_BASE_MIRROR:-http://deb.debian.org/debian}"
 SECURITY_MIRROR="${OTEL_BRIDGE_BASE_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
 # What the Dockerfile needs of its base: python3 with venv, useradd, CA certificates
 # (the bridge verifies wss:// upstreams) and netbase (/etc/services, /etc/protocols).
-PACKAGES="python3,python3-venv,ca-certificates,netbase,passwd"
+# libstdc++6: google-re2's wheel (the redaction prefilter) links against it.
+PACKAGES="python3,python3-venv,ca-certificates,netbase,passwd,libstdc++6"
 SOURCES=(
     "deb $MIRROR $SUITE main"
     "deb $MIRROR $SUITE-updates main"

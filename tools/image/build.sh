@@ -33,7 +33,8 @@ CA_BUNDLE="${OTEL_BRIDGE_BUILD_CA:-/etc/ssl/certs/ca-certificates.crt}"
 secret=()
 [[ -s "$CA_BUNDLE" ]] && secret=(--secret "id=ca,src=$CA_BUNDLE")
 
-version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/pyproject.toml" | head -n1)"
+# One source for the version: otel_bridge/__init__.py (pyproject reads it too).
+version="$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$ROOT/otel_bridge/__init__.py" | head -n1)"
 revision="$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)"
 if [[ -n "$(git -C "$ROOT" status --porcelain -- Dockerfile pyproject.toml README.md otel_bridge 2>/dev/null)" ]]; then
     revision="$revision-dirty"

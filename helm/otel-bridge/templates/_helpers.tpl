@@ -84,10 +84,44 @@ One setting as the string its environment variable carries; "" for null.
 {{- end -}}
 
 {{/*
+The control listener's address (/v1/*, /ws/*): config.control_host, or when null 0.0.0.0
+in standalone mode (the Service reaches it) and 127.0.0.1 in sidecar mode (the pod's own
+containers only).
+*/}}
+{{- define "otel-bridge.controlHost" -}}
+{{- if kindIs "invalid" .Values.config.control_host -}}
+{{- ternary "0.0.0.0" "127.0.0.1" (eq .Values.mode "standalone") -}}
+{{- else -}}
+{{- .Values.config.control_host -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+"true" when the control listener is reachable beyond the pod (not on loopback), else "".
+*/}}
+{{- define "otel-bridge.controlExposed" -}}
+{{- $host := include "otel-bridge.controlHost" . -}}
+{{- if not (or (eq $host "localhost") (eq $host "::1") (hasPrefix "127." $host)) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/*
+Refuse to render a control listener beyond the pod without a token (the bridge would
+refuse to start, and anyone reaching the port could follow runs through it).
+*/}}
+{{- define "otel-bridge.requireControlToken" -}}
+{{- if and (include "otel-bridge.controlExposed" .) (not .Values.secrets.controlToken.existingSecret) -}}
+{{- fail (printf "the control API and pass-through socket (control_host %s, mode %s) are reachable beyond the pod, so they need a token: create a Secret, e.g. kubectl create secret generic otel-bridge-control --from-literal=token=\"$(openssl rand -hex 32)\", and set secrets.controlToken.existingSecret=otel-bridge-control (or use mode sidecar, whose control listener stays on 127.0.0.1)" (include "otel-bridge.controlHost" .) .Values.mode) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 The bridge container's environment: Downward API, resource, OTLP, settings, secrets.
 A variable referenced as $(NAME) is defined before its use, as Kubernetes requires.
 */}}
 {{- define "otel-bridge.env" -}}
+{{- include "otel-bridge.requireControlToken" . -}}
 {{- $v := .Values -}}
 {{- if $v.resource.kubernetesAttributes }}
 - name: K8S_POD_NAME
@@ -166,8 +200,10 @@ A variable referenced as $(NAME) is defined before its use, as Kubernetes requir
 - name: OTEL_BRIDGE_UPSTREAM_HEADERS
   value: {{ join "," $upstreamHeaders | quote }}
 {{- end }}
+- name: OTEL_BRIDGE_CONTROL_HOST
+  value: {{ include "otel-bridge.controlHost" . | quote }}
 {{- range $key, $value := $v.config }}
-{{- if and (ne $key "upstream_headers") (not (kindIs "invalid" $value)) }}
+{{- if and (ne $key "upstream_headers") (ne $key "control_host") (not (kindIs "invalid" $value)) }}
 {{- $text := include "otel-bridge.settingValue" $value }}
 {{- if or $text (not (or (kindIs "slice" $value) (kindIs "map" $value))) }}
 - name: {{ printf "OTEL_BRIDGE_%s" (upper $key) }}
@@ -205,9 +241,14 @@ Deployment and, through "otel-bridge.sidecar.container", by other charts' pods.
   args:
     - serve
   ports:
-    - name: otel-bridge
+    - name: bridge-metrics
       containerPort: {{ .Values.config.port }}
       protocol: TCP
+    {{- if include "otel-bridge.controlExposed" . }}
+    - name: bridge-control
+      containerPort: {{ .Values.config.control_port }}
+      protocol: TCP
+    {{- end }}
   env:
     {{- include "otel-bridge.env" . | trim | nindent 4 }}
   {{- with .Values.extraEnvFrom }}
@@ -264,7 +305,8 @@ pod template, pass the subchart's own scope:
     volumes:
       {{- include "otel-bridge.sidecar.volumes" (index .Subcharts "otel-bridge") | nindent 6 }}
 
-The app then registers runs at http://127.0.0.1:<config.port>/v1/runs.
+The app then registers runs at http://127.0.0.1:<config.control_port>/v1/runs (the control
+listener stays on the pod's loopback); Prometheus scrapes the container port bridge-metrics.
 */}}
 {{- define "otel-bridge.sidecar.container" -}}
 {{ include "otel-bridge.container" . }}
