@@ -149,7 +149,7 @@ class Bridge:
             for failure in (r for r in results if isinstance(r, BaseException)):
                 log.error("subscription did not stop cleanly", exc_info=failure)
         finally:
-            self.router.emit(self.engine.close_all(Result.CANCELLATION))
+            self.router.emit(self.engine.close_all(Result.ERROR, "the bridge shut down"))
             await asyncio.to_thread(self.router.close)
         log.info("bridge stopped, exporters flushed")
 

@@ -170,7 +170,7 @@ async def test_control_token_is_required_when_set() -> None:
 
 
 async def test_shutdown_ends_open_runs_as_incomplete() -> None:
-    """Stopping the bridge mid-run exports the root as incomplete, cancelled; nothing lost."""
+    """Stopping the bridge mid-run exports the root as incomplete, an error; nothing lost."""
     async with running_rig(**live(Quirks(greeting="off", keepalive_interval=None))) as rig:
         await rig.follow(chain_flow("shutdown_1", n=3, duration=2.0))
         await wait_for(lambda: rig.events_received("task_started"), message="a task to start")
@@ -178,7 +178,8 @@ async def test_shutdown_ends_open_runs_as_incomplete() -> None:
         roots = [s for s in rig.sink.records if s.kind == "run"]
         assert len(roots) == 1
         assert roots[0].attributes["lao.run.incomplete"] is True
-        assert roots[0].attributes["cicd.pipeline.result"] == "cancellation"
+        assert roots[0].attributes["cicd.pipeline.result"] == "error"
+        assert roots[0].attributes["lao.run.close_reason"] == "the bridge shut down"
         open_tasks = [s for s in rig.sink.records if s.kind == "task"]
         assert open_tasks and open_tasks[0].attributes["lao.task.incomplete"] is True
 

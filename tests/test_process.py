@@ -87,7 +87,8 @@ async def test_sigterm_ends_open_runs_and_flushes(tmp_path: Path) -> None:
     root = next(s for s in spans if s["name"] == "invoke_workflow Long Flow")
     attrs = {a["key"]: a["value"] for a in root["attributes"]}
     assert attrs["lao.run.incomplete"] == {"boolValue": True}
-    assert attrs["cicd.pipeline.result"] == {"stringValue": "cancellation"}
+    assert attrs["cicd.pipeline.result"] == {"stringValue": "error"}
+    assert attrs["lao.run.close_reason"] == {"stringValue": "the bridge shut down"}
     assert any(s["name"] == "invoke_agent slow" for s in spans)
     logs = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     messages = {line["message"] for line in logs}

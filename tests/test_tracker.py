@@ -120,7 +120,7 @@ def test_seed_customer_support_root() -> None:
         "lao.flow.task_id": "cust-support-001",
         "lao.message": "Starting customer support workflow",
         "cicd.pipeline.name": CS_FLOW,
-        "cicd.pipeline.run.id": CS_RUN,
+        "cicd.pipeline.run.id": f"{CS_FLOW}/{CS_RUN}",
         "cicd.pipeline.result": "success",
         "gen_ai.operation.name": "invoke_workflow",
         "gen_ai.workflow.name": CS_FLOW,

@@ -63,13 +63,13 @@ async def test_a_refused_reconnect_closes_the_run_at_once(status: int) -> None:
         await wait_for(lambda: any(s.kind == "run" for s in spans), 20 * UNIT, "run closed")
         await wait_for(lambda: sub.state is SubscriptionState.FAILED, 5 * UNIT, "sub fails")
         root = next(s for s in spans if s.kind == "run")
-        assert root.result is Result.TIMEOUT
+        assert root.result is Result.ERROR
         assert root.attributes["lao.run.incomplete"] is True
         reason = root.attributes["lao.run.close_reason"]
         assert isinstance(reason, str) and f"HTTP {status}" in reason
         value = server.bridge.registry.get_sample_value
         assert value("lao_flow_runs_active", {"flow_name": flow}) == 0
-        assert value("lao_flow_runs_total", {"flow_name": flow, "result": "timeout"}) == 1
+        assert value("lao_flow_runs_total", {"flow_name": flow, "result": "error"}) == 1
 
 
 async def test_a_404_before_the_run_started_is_retried() -> None:

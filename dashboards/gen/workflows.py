@@ -127,7 +127,7 @@ def runs_row(dashboard: Dashboard) -> Dashboard:
             ts(
                 "Runs finished per flow and result",
                 "Runs finished per second, by flow and result "
-                "(success, failure, timeout, cancellation).",
+                "(success, failure, error, timeout, cancellation).",
                 [
                     query(
                         f"sum by (flow_name, result) ({rate(RUNS, FLOW)})",

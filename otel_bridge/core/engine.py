@@ -243,11 +243,13 @@ class Engine:
                 out.append(self._tracker.forget_run(flow_name, run_name, result, why))
             return out
 
-    def close_all(self, result: Result = Result.CANCELLATION) -> list[Output]:
+    def close_all(
+        self, result: Result = Result.CANCELLATION, reason: str | None = None
+    ) -> list[Output]:
         """End every open run as incomplete (shutdown, end of replay input)."""
         out: list[Output] = []
         for flow_name, run_name in self._tracker.open_runs():
-            out.extend(self.close_run(flow_name, run_name, result))
+            out.extend(self.close_run(flow_name, run_name, result, reason))
         return out
 
     def expire(
@@ -258,7 +260,12 @@ class Engine:
         for flow_name, run_name in self._tracker.expired_runs(
             now_ns, inactivity_ns=inactivity_ns, max_duration_ns=max_duration_ns
         ):
-            out.extend(self.close_run(flow_name, run_name, Result.TIMEOUT))
+            idle_s = self._tracker.idle_ns(flow_name, run_name, now_ns) / 1e9
+            if idle_s >= inactivity_ns / 1e9:
+                reason = f"no event for {idle_s:.0f}s (inactivity timeout)"
+            else:
+                reason = "open longer than the maximum run duration"
+            out.extend(self.close_run(flow_name, run_name, Result.TIMEOUT, reason))
         return out
 
     # -- runs -----------------------------------------------------------------------------

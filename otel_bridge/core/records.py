@@ -24,10 +24,17 @@ class StatusCode(StrEnum):
 
 
 class Result(StrEnum):
-    """``cicd.pipeline.result`` / ``cicd.pipeline.task.run.result`` values."""
+    """``cicd.pipeline.result`` / ``cicd.pipeline.task.run.result`` values (CI/CD conventions).
+
+    ``cancellation`` means someone cancelled (``DELETE /v1/runs``, the last pass-through
+    client leaving); a run the bridge itself gives up on is ``timeout`` (no event for too
+    long, upstream unreachable) or ``error`` (the bridge shut down, the replay input ended,
+    LAO refused the run's socket), with ``lao.run.close_reason`` saying which.
+    """
 
     SUCCESS = "success"
     FAILURE = "failure"
+    ERROR = "error"
     CANCELLATION = "cancellation"
     TIMEOUT = "timeout"
 

@@ -142,7 +142,7 @@ def root_span(
         K.LAO_FLOW_NAME: flow,
         K.LAO_RUN_NAME: run_name,
         K.CICD_PIPELINE_NAME: flow,
-        K.CICD_PIPELINE_RUN_ID: run_name,
+        K.CICD_PIPELINE_RUN_ID: f"{flow}/{run_name}",  # unique across the system, not per flow
         K.GEN_AI_OPERATION_NAME: K.OP_INVOKE_WORKFLOW,
         K.GEN_AI_WORKFLOW_NAME: flow,
     }

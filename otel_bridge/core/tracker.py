@@ -268,6 +268,10 @@ class Tracker:
             or (max_duration_ns is not None and now_ns - run.opened_at_ns >= max_duration_ns)
         ]
 
+    def idle_ns(self, flow_name: str, run_name: str, now_ns: int) -> int:
+        """How long a run in flight has had no event."""
+        return now_ns - self._runs[(flow_name, run_name)].last_activity_ns
+
     def _finish(
         self,
         run: RunState,

@@ -117,7 +117,7 @@ def replay(
     if state_file is not None:
         report.carried_over = save_state(engine, state_file)
     else:
-        outputs = engine.close_all(Result.CANCELLATION)
+        outputs = engine.close_all(Result.ERROR, "the replay input ended")
         router.emit(outputs)
         report.count(outputs)
     return report

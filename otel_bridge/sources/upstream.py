@@ -205,14 +205,15 @@ class Subscription:
     def _give_up(self, reason: str) -> None:
         self.error = f"gave up after {self.settings.give_up_after_s:g}s: {reason}"
         log.error("upstream unreachable, giving up", extra={**self._log_fields(), "reason": reason})
-        self.router.emit(self.engine.close_run(self.flow_name, self.run_name, Result.TIMEOUT))
+        outputs = self.engine.close_run(self.flow_name, self.run_name, Result.TIMEOUT, self.error)
+        self.router.emit(outputs)
         self._set_state(SubscriptionState.FAILED)
 
     def _refused(self) -> None:
         """Upstream refused us for good: a run already under way ends now, with the reason."""
         if self.engine.is_open(self.flow_name, self.run_name):
             reason = f"upstream refused the subscription: {self.error}"
-            outputs = self.engine.close_run(self.flow_name, self.run_name, Result.TIMEOUT, reason)
+            outputs = self.engine.close_run(self.flow_name, self.run_name, Result.ERROR, reason)
             self.router.emit(outputs)
         self._set_state(SubscriptionState.FAILED)
 
