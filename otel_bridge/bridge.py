@@ -110,7 +110,7 @@ class Bridge:
             sampler=otel.sampler,
         )
         self.engine = Engine(policy, limits)
-        self.router = Router(self.queues, self.metrics)
+        self.router = Router(self.queues, self.metrics, trace_of=self.engine.trace_id_of)
         self.router.listeners.append(self._on_output)
         self.subscriptions: dict[tuple[str, str], Subscription] = {}
         # Runs subscribed for pass-through clients only (never registered over /v1/runs):

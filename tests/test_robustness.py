@@ -178,3 +178,18 @@ async def test_passthrough_outlives_the_telemetry_watchdog() -> None:
         assert kinds[-1] == "flow_completed"
         root = await rig.wait_root(run)
         assert root.result.value == "timeout"
+
+
+def test_a_log_line_about_a_run_carries_its_trace_ids(caplog: pytest.LogCaptureFixture) -> None:
+    """The router's log line about a run's event names the run's trace and root span ids."""
+    from otel_bridge.core.ids import root_span_id, run_trace_id
+
+    drive = Driver()
+    drive.router.trace_of = drive.engine.trace_id_of
+    caplog.set_level("DEBUG", logger="otel_bridge")
+    start = '{"event_type":"flow_started","timestamp":5}'
+    for _ in range(2):  # the second one is a duplicate: dropped, logged at debug
+        drive.handle_frame(start, flow_name="F", run_name="r", received_ns=5_000_000_000)
+    (record,) = [r for r in caplog.records if r.getMessage() == "event dropped"]
+    assert record.__dict__["trace_id"] == f"{run_trace_id('F', 'r'):032x}"
+    assert record.__dict__["span_id"] == f"{root_span_id('F', 'r'):016x}"

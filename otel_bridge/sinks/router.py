@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 
+from otel_bridge.core.ids import root_span_id
 from otel_bridge.core.outputs import (
     EventDropped,
     FrameRejected,
@@ -29,10 +30,16 @@ OutputListener = Callable[[Output], None]
 class Router:
     """Outputs in; spans to every export queue, metrics updated, listeners told."""
 
-    def __init__(self, queues: Sequence[ExportQueue] = (), metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        queues: Sequence[ExportQueue] = (),
+        metrics: Metrics | None = None,
+        trace_of: Callable[[str, str], int] | None = None,
+    ) -> None:
         self.queues = list(queues)
         self.metrics = metrics
         self.listeners: list[OutputListener] = []
+        self.trace_of = trace_of  # a run's trace id, for log lines about it
 
     def emit(self, outputs: Iterable[Output]) -> None:
         """Export finished spans, update metrics, log notices and tell listeners."""
@@ -42,7 +49,7 @@ class Router:
                     for queue in self.queues:
                         queue.submit(output)
             else:
-                _log(output)
+                self._log(output)
             if self.metrics is not None:
                 self.metrics.observe(output)
             for listener in self.listeners:
@@ -60,8 +67,24 @@ class Router:
         for queue in self.queues:
             queue.close(timeout_s)
 
+    def _log(self, output: Output) -> None:
+        if isinstance(output, EventDropped) and not log.isEnabledFor(logging.DEBUG):
+            return  # the hot case: counted in metrics, logged only at debug
+        if isinstance(output, FrameRejected | InternalError | EventDropped):
+            _log(output, self._run_ids(output))
 
-def _log(output: Output) -> None:
+    def _run_ids(self, output: InternalError | EventDropped | FrameRejected) -> dict[str, str]:
+        """The trace and root span ids of the run a notice is about (log backends link them)."""
+        if isinstance(output, FrameRejected) or self.trace_of is None:
+            return {}
+        if output.flow_name is None or output.run_name is None:
+            return {}
+        trace_id = self.trace_of(output.flow_name, output.run_name)
+        span_id = root_span_id(output.flow_name, output.run_name)
+        return {"trace_id": f"{trace_id:032x}", "span_id": f"{span_id:016x}"}
+
+
+def _log(output: Output, ids: dict[str, str]) -> None:
     if isinstance(output, FrameRejected):
         log.warning(
             "frame rejected",
@@ -72,6 +95,7 @@ def _log(output: Output) -> None:
             "event could not be processed; skipped",
             exc_info=output.error,
             extra={
+                **ids,
                 "flow_name": output.flow_name,
                 "run_name": output.run_name,
                 "event_type": output.stage,
@@ -81,6 +105,7 @@ def _log(output: Output) -> None:
         log.debug(
             "event dropped",
             extra={
+                **ids,
                 "flow_name": output.flow_name,
                 "run_name": output.run_name,
                 "event_type": output.event_type,
