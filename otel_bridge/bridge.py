@@ -118,12 +118,15 @@ class Bridge:
         self._passthrough_only: set[tuple[str, str]] = set()
         self.ready = False
         self._watchdog: asyncio.Task[None] | None = None
+        self._pinger: asyncio.Task[None] | None = None
         self._stoppers: set[asyncio.Future[None]] = set()
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
         """Start the watchdog."""
         self._watchdog = asyncio.create_task(self._watch(), name="watchdog")
+        if self.settings.app_ping_interval_s > 0:
+            self._pinger = asyncio.create_task(self._app_pings(), name="app pings")
         self.ready = True
         log.info(
             "bridge started",
@@ -136,6 +139,8 @@ class Bridge:
     async def stop(self) -> None:
         """Stop subscriptions, end open runs as incomplete, flush every exporter."""
         self.ready = False
+        if self._pinger is not None:
+            self._pinger.cancel()
         if self._watchdog is not None:
             self._watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -152,6 +157,13 @@ class Bridge:
             self.router.emit(self.engine.close_all(Result.ERROR, "the bridge shut down"))
             await asyncio.to_thread(self.router.close)
         log.info("bridge stopped, exporters flushed")
+
+    async def _app_pings(self) -> None:
+        """Every ``app_ping_interval_s``, LAO's JSON ping on every connected run socket."""
+        while True:
+            await asyncio.sleep(self.settings.app_ping_interval_s)
+            subs = [s for s in self.subscriptions.values() if s.active]
+            await asyncio.gather(*(s.app_ping() for s in subs), return_exceptions=True)
 
     async def _watch(self) -> None:
         while True:

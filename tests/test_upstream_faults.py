@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from aiohttp import web
 
 from otel_bridge.core.ids import root_span_id, run_trace_id
 from otel_bridge.core.records import Result, SpanRecord
 from otel_bridge.simulator import Quirks
 from otel_bridge.simulator.flows import customer_support_flow
 from otel_bridge.sources.states import SubscriptionState
-from support.rig import FAST_RECONNECT, running_rig
+from support.rig import FAST_RECONNECT, running_bridge, running_rig, running_upstream
 from support.timing import UNIT, wait_for
 
 pytestmark = pytest.mark.integration
@@ -101,3 +102,29 @@ async def test_log_lines_about_a_run_carry_its_trace_and_span_ids(
     assert refused, [r.getMessage() for r in caplog.records]
     assert refused[0].__dict__["trace_id"] == f"{run_trace_id(flow, run):032x}"
     assert refused[0].__dict__["span_id"] == f"{root_span_id(flow, run):016x}"
+
+
+async def test_every_connected_run_socket_gets_lao_s_json_ping() -> None:
+    """Like LAO's own client, the bridge sends {"type":"ping"} on each run socket periodically."""
+    received: dict[str, list[str]] = {}
+
+    async def socket(request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        frames = received.setdefault(request.match_info["run"], [])
+        async for message in ws:
+            frames.append(message.data)
+        return ws
+
+    async with (
+        running_upstream(socket) as upstream,
+        running_bridge(upstream, app_ping_interval_s=0.1 * UNIT) as server,
+    ):
+        for run in ("r1", "r2"):
+            server.bridge.subscribe("F", run)
+
+        def both_pinged_twice() -> bool:
+            pings = [received.get(r, []).count('{"type":"ping"}') for r in ("r1", "r2")]
+            return min(pings) >= 2
+
+        await wait_for(both_pinged_twice, 10 * UNIT, "two pings on each socket")

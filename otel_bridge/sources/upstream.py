@@ -269,30 +269,28 @@ class Subscription:
 
     async def _read(self, ws: ClientConnection) -> None:
         """Feed every frame to the engine; an abnormal close raises ConnectionClosed."""
-        pinger = asyncio.create_task(self._app_pings(ws))
-        try:
-            async for message in ws:
-                self.frames += 1
-                try:
-                    outputs: list[Output] = self.engine.receive(
-                        message, run=self.key, received_ns=time.time_ns()
-                    )
-                    self.router.emit(outputs)
-                    if is_fresh_event(outputs):
-                        self.events += 1
-                except Exception:  # never let one frame end the subscription
-                    log.exception("frame could not be handled", extra=self._log_fields())
-                for client in tuple(self.clients):
-                    client.offer(message)
-        finally:
-            pinger.cancel()
+        async for message in ws:
+            self.frames += 1
+            try:
+                outputs: list[Output] = self.engine.receive(
+                    message, run=self.key, received_ns=time.time_ns()
+                )
+                self.router.emit(outputs)
+                if is_fresh_event(outputs):
+                    self.events += 1
+            except Exception:  # never let one frame end the subscription
+                log.exception("frame could not be handled", extra=self._log_fields())
+            for client in tuple(self.clients):
+                client.offer(message)
 
-    async def _app_pings(self, ws: ClientConnection) -> None:
-        interval = self.settings.app_ping_interval_s
-        if interval <= 0:
-            return
-        while True:
-            await asyncio.sleep(interval)
+    async def app_ping(self) -> None:
+        """Send LAO's JSON ping ``{"type":"ping"}`` if connected.
+
+        The bridge's one pinger calls this for every subscription (no task per socket: an
+        idle subscription costs less memory).
+        """
+        ws = self._ws
+        if ws is not None:
             with contextlib.suppress(ConnectionClosed):
                 await ws.send(APP_PING)
 
