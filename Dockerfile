@@ -7,11 +7,13 @@
 # BASE must provide python3 (>= 3.11) with the venv module, useradd/groupadd and CA
 # certificates; both stages use it, so the venv's interpreter path is the same in each.
 # pip may need a CA bundle (TLS-intercepting proxies): pass it as the build secret `ca`
-# (`--secret id=ca,src=/etc/ssl/certs/ca-certificates.crt`); it is mounted for the pip
-# steps of the build stage only and never stored in a layer.
+# (`--secret id=ca,src=/etc/ssl/certs/ca-certificates.crt`); it is mounted for the one
+# pip step that downloads (the deps stage's) and never stored in a layer.
 ARG BASE=docker.io/library/python:3.11-slim-bookworm
 
-# deps: the venv with the dependencies, rebuilt only when pyproject.toml changes.
+# deps: the venv with the pins of requirements.lock (`make lock`), every file checked
+# against its hash, wheels only (no compiler needed or wanted); rebuilt only when the
+# lock changes. The lock also pins the build backend that the build stage uses.
 FROM ${BASE} AS deps
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -19,23 +21,21 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /src
 RUN python3 -m venv /opt/otel-bridge
 
-COPY pyproject.toml ./
+COPY requirements.lock ./
 RUN --mount=type=secret,id=ca \
     set -eu; \
     if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi; \
-    python3 -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
-        > /tmp/requirements.txt; \
-    /opt/otel-bridge/bin/pip install --no-cache-dir -r /tmp/requirements.txt
+    /opt/otel-bridge/bin/pip install --no-cache-dir --require-hashes --only-binary=:all: \
+        -r requirements.lock
 
-# build: the bridge itself; pip and setuptools leave the venv (nothing installs at run time).
+# build: the bridge itself, offline (no index, no build isolation: the locked setuptools);
+# then pip, setuptools and wheel leave the venv (nothing installs at run time).
 FROM deps AS build
-COPY README.md LICENSE ./
+COPY pyproject.toml README.md LICENSE ./
 COPY otel_bridge ./otel_bridge
-RUN --mount=type=secret,id=ca \
-    set -eu; \
-    if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi; \
-    /opt/otel-bridge/bin/pip install --no-cache-dir --no-deps /src; \
-    /opt/otel-bridge/bin/pip uninstall --yes --quiet pip setuptools; \
+RUN set -eu; \
+    /opt/otel-bridge/bin/pip install --no-cache-dir --no-index --no-deps --no-build-isolation /src; \
+    /opt/otel-bridge/bin/pip uninstall --yes --quiet pip setuptools wheel; \
     /opt/otel-bridge/bin/otel-bridge --version
 
 # The runtime: the base, a user, the venv. No compiler, pip or cache.

@@ -3,16 +3,46 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv demo test test-fast system tools lint typecheck check bench fuzz dashboards image chart-sync chart-docs clean
+# The lock files (hashes of every file of every pin; see README "Dependencies and the lock
+# file"): requirements.lock for the image, requirements-dev.lock (the same pins plus the dev
+# tools) for the venv and CI. Both also pin the build backend (pyproject's
+# [build-system] requires), so the project itself installs without fetching anything.
+LOCK := requirements.lock
+DEV_LOCK := requirements-dev.lock
+UV_VERSION := 0.13.9
+UV_VENV := .tools/uv
+UV := $(UV_VENV)/bin/uv
+# Linux, macOS and Windows, CPython >= 3.11 (the image's and CI's 3.11 included).
+UV_COMPILE := $(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--annotation-style line --custom-compile-command 'make lock'
+BUILD_REQUIRES := $(PY) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"]))'
 
-$(BIN)/otel-bridge: pyproject.toml
-	@echo "creating $(VENV) and installing otel-bridge with its dev tools (about a minute, once)"
+.PHONY: venv lock lock-upgrade demo test test-fast system tools lint typecheck check bench fuzz dashboards image chart-sync chart-docs clean
+
+# The venv installs the locked pins, hash-checked, then the project itself (no dependency
+# resolution and no download: tests run against exactly the lock). PyPI only: a machine-wide
+# find-links directory is ignored.
+$(BIN)/otel-bridge: pyproject.toml $(DEV_LOCK)
+	@echo "creating $(VENV) and installing otel-bridge with its dev tools from $(DEV_LOCK) (about a minute, once)"
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	env -u PIP_FIND_LINKS $(BIN)/pip install -q --require-hashes -r $(DEV_LOCK)
+	$(BIN)/pip install -q --no-deps --no-build-isolation --no-index -e .
 	touch $@
 
 venv: $(BIN)/otel-bridge
+
+$(UV):
+	$(PY) -m venv $(UV_VENV)
+	env -u PIP_FIND_LINKS $(UV_VENV)/bin/pip install -q uv==$(UV_VERSION)
+
+## lock: refresh the lock files after a change to pyproject.toml's dependencies (pins kept
+## where still allowed); lock-upgrade: move every pin to the newest allowed version
+lock: $(UV)
+	$(BUILD_REQUIRES) | UV_SYSTEM_CERTS=1 $(UV_COMPILE) $(LOCK_ARGS) pyproject.toml - --extra dev -o $(DEV_LOCK)
+	$(BUILD_REQUIRES) | UV_SYSTEM_CERTS=1 $(UV_COMPILE) $(LOCK_ARGS) pyproject.toml - -c $(DEV_LOCK) -o $(LOCK)
+
+lock-upgrade:
+	$(MAKE) lock LOCK_ARGS=--upgrade
 
 ## demo: embedded LAO simulator + bridge; prints waterfalls, writes demo-traces.jsonl
 demo: venv

@@ -1,12 +1,13 @@
 """The Helm chart: linted, rendered for every ci/ scenario, validated, scanned, documented.
 
 Uses the pinned helm of .tools/bin (tools/build.sh), kubernetes-validate and checkov from
-.tools/pyvenv (tools/image/pytools.sh) and Debian's promtool. Locally a missing tool skips
-the test; with CI=true it fails it.
+.tools/pyvenv (tools/image/pytools.sh). Locally a missing tool skips the test; with CI=true
+it fails it. What the values become in the objects: test_helm_values.py.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -15,31 +16,34 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from test_image import python_tool
+from helm_support import (
+    CHART,
+    CHART_DEFAULT_DIFFERS,
+    EXAMPLES,
+    HELM,
+    KUBE_VERSION,
+    NAMESPACE,
+    REPO,
+    SCENARIOS,
+    Rendered,
+    bridge_container,
+    chart_fixtures,
+    helm,
+    values_file,
+)
+from image_tools import python_tool
 
 import otel_bridge
-from otel_bridge.settings import SECRET_FIELDS, Settings, load_settings
+from otel_bridge.settings import SECRET_FIELDS, Settings
 from support.process import require_binary
 
 pytestmark = pytest.mark.integration
-
-REPO = Path(__file__).resolve().parents[1]
-CHART = REPO / "helm" / "otel-bridge"
-EXAMPLES = REPO / "helm" / "examples"
-SCENARIOS = sorted(
-    p.name.removesuffix("-values.yaml") for p in (CHART / "ci").glob("*-values.yaml")
-)
-HELM = REPO / ".tools" / "bin" / "helm"
-PROMTOOL = Path("/usr/bin/promtool")
-KUBE_VERSION = "1.37.0"  # the newest kubernetes-validate 1.37 knows; helm's client-go too
-NAMESPACE = "lao"
-MONITORING_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
 
 # checkov findings the chart accepts on purpose, each with its reason.
 CHECKOV_SKIPS = {
@@ -51,93 +55,9 @@ CHECKOV_SKIPS = {
     "from OTEL_BRIDGE_* variables only; they come from secretKeyRef, never inline.",
 }
 
-# Values whose chart default differs from the bridge's, and why.
-CHART_DEFAULT_DIFFERS = {
-    "listen_host": "0.0.0.0",  # a pod is probed and scraped on its own address
-    "log_format": "json",  # what log collectors parse
-    "control_host": None,  # chosen by mode: 0.0.0.0 standalone, 127.0.0.1 sidecar
-}
-# What the default scenario (standalone with its required token) gives the bridge.
-STANDALONE_DIFFERS = {
-    **CHART_DEFAULT_DIFFERS,
-    "control_host": "0.0.0.0",  # the Service reaches the control listener...
-    "control_token": "t0ken",  # ...so a token is required
-}
 
-
-def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run the pinned helm."""
-    binary = require_binary(HELM, "bash tools/build.sh helm")
-    result = subprocess.run(
-        [str(binary), *args], capture_output=True, text=True, timeout=120, check=False
-    )
-    if check:
-        assert result.returncode == 0, result.stdout + result.stderr
-    return result
-
-
-def values_file(scenario: str) -> Path:
-    """The ci/ values file of a scenario."""
-    return CHART / "ci" / f"{scenario}-values.yaml"
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """One rendered scenario: the manifest text and its objects."""
-
-    name: str
-    text: str
-    objects: list[dict[str, Any]]
-
-    def of_kind(self, kind: str) -> list[dict[str, Any]]:
-        """The rendered objects of one kind."""
-        return [o for o in self.objects if o["kind"] == kind]
-
-    def one(self, kind: str) -> dict[str, Any]:
-        """The single rendered object of one kind."""
-        found = self.of_kind(kind)
-        assert len(found) == 1, f"{self.name}: {len(found)} {kind}"
-        return found[0]
-
-
-def parse(name: str, text: str) -> Rendered:
-    """Parse a multi-document manifest."""
-    return Rendered(name, text, [doc for doc in yaml.safe_load_all(text) if doc])
-
-
-def render(*args: str) -> str:
-    """Helm template of the chart, with the current Kubernetes version."""
-    return helm(
-        "template", "otel-bridge", str(CHART), "--namespace", NAMESPACE,
-        "--kube-version", KUBE_VERSION, *args,
-    ).stdout  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def scenarios() -> dict[str, Rendered]:
-    """Every ci/*-values.yaml rendered."""
-    return {s: parse(s, render("--values", str(values_file(s)))) for s in SCENARIOS}
-
-
-@pytest.fixture(scope="module")
-def app_chart_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of helm/examples/app-with-sidecar with this chart as its built dependency."""
-    root = tmp_path_factory.mktemp("app")
-    work = root / "examples" / "app-with-sidecar"
-    shutil.copytree(EXAMPLES / "app-with-sidecar", work, ignore=shutil.ignore_patterns("charts"))
-    (root / "otel-bridge").symlink_to(CHART)  # its dependency: file://../../otel-bridge
-    helm("dependency", "build", str(work))
-    return work
-
-
-@pytest.fixture(scope="module")
-def app_chart(app_chart_dir: Path) -> Rendered:
-    """helm/examples/app-with-sidecar rendered with this chart as its dependency."""
-    text = helm(
-        "template", "shop", str(app_chart_dir), "--namespace", "shop",
-        "--kube-version", KUBE_VERSION,
-    ).stdout  # fmt: skip
-    return parse("app-with-sidecar", text)
+# Fixtures: the ci/ scenarios and the example app chart, rendered once for this module.
+scenarios, app_chart_dir, app_chart = chart_fixtures()
 
 
 @pytest.fixture(scope="module")
@@ -150,18 +70,6 @@ def manifests_dir(
         (out / f"{rendered.name}.yaml").write_text(rendered.text)
     shutil.copy(EXAMPLES / "sidecar-pod.yaml", out / "sidecar-pod.yaml")
     return out
-
-
-def pod_specs(rendered: Rendered) -> Iterator[dict[str, Any]]:
-    """The pod specs of the rendered workloads."""
-    for obj in rendered.of_kind("Deployment"):
-        yield obj["spec"]["template"]["spec"]
-
-
-def bridge_container(rendered: Rendered) -> dict[str, Any]:
-    """The otel-bridge container of the one rendered Deployment."""
-    spec = rendered.one("Deployment")["spec"]["template"]["spec"]
-    return next(c for c in spec["containers"] if c["name"] == "otel-bridge")
 
 
 # ---- helm lint / template -------------------------------------------------------------
@@ -188,7 +96,8 @@ def test_scenarios_render_the_objects_of_their_mode(scenarios: dict[str, Rendere
     ]  # fmt: skip
     for rendered in scenarios.values():
         for obj in rendered.objects:
-            assert obj["metadata"]["namespace"] == NAMESPACE
+            dashboards = obj["kind"] == "ConfigMap" and rendered.name == "standalone-full"
+            assert obj["metadata"]["namespace"] == ("monitoring" if dashboards else NAMESPACE)
     assert scenarios["standalone-full"].one("Deployment")["spec"]["replicas"] == 3
 
 
@@ -224,6 +133,9 @@ def test_sidecar_mode_refuses_a_service_monitor() -> None:
         ("secrets.controlToken.value=hunter2", "'value' not allowed"),  # no inline secrets
         ("config.capture=everything", "/config/capture"),  # none, redacted or full
         ("mode=daemonset", "/mode"),
+        ("otlp.tls.secretName=x", "'secretName' not allowed"),  # existingSecret
+        ("prometheusRule.disabledRules=OtelBridgeAbsent", "/prometheusRule/disabledRules"),
+        ("dashboards.namespace=Monitoring", "/dashboards/namespace"),  # not a namespace name
     ],
 )
 def test_schema_rejects_misspelled_or_bad_values(setting: str, culprit: str) -> None:
@@ -286,7 +198,7 @@ def test_checkov_finds_no_failed_checks(manifests_dir: Path, tmp_path: Path) -> 
     assert failed == []
 
 
-# ---- what the objects carry ------------------------------------------------------------
+# ---- the workload, the chart's metadata and docs -------------------------------------
 
 
 @pytest.mark.parametrize("scenario", ["default", "standalone-full", "app-with-sidecar"])
@@ -313,59 +225,6 @@ def test_bridge_container_is_hardened_and_probed(
         assert spec["securityContext"]["runAsNonRoot"] is True
 
 
-def resolve_env(container: dict[str, Any], secrets: dict[str, str]) -> dict[str, str]:
-    """The environment the kubelet would give the container (fieldRefs and secrets faked)."""
-    env: dict[str, str] = {}
-    for item in container["env"]:
-        if "value" in item:
-            env[item["name"]] = re.sub(
-                r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m[1], m[0]), item["value"]
-            )
-        elif "fieldRef" in item["valueFrom"]:
-            env[item["name"]] = f"<{item['valueFrom']['fieldRef']['fieldPath']}>"
-        else:
-            ref = item["valueFrom"]["secretKeyRef"]
-            env[item["name"]] = secrets[f"{ref['name']}/{ref['key']}"]
-    return env
-
-
-def test_rendered_environment_is_what_the_bridge_reads(scenarios: dict[str, Rendered]) -> None:
-    """The full scenario's env, as the kubelet expands it, loads into the intended Settings."""
-    secrets = {
-        "otel-bridge-control/token": "t0ken",
-        "lao-credentials/api-key": "k3y",
-        "lao-credentials/headers": "Authorization=Bearer abc",
-        "collector-credentials/headers": "x-team=blue",
-    }
-    env = resolve_env(bridge_container(scenarios["standalone-full"]), secrets)
-    settings = load_settings(environ=env)
-    assert settings.control_token == "t0ken"
-    assert settings.upstream_api_key == "k3y"
-    assert settings.upstream_headers == {"X-Tenant": "acme", "Authorization": "Bearer abc"}
-    assert settings.upstream_url == "wss://lao-socket.internal.example.com"
-    assert settings.flow_allow == ["^Customer_.*", "^Financial_.*"]
-    assert settings.export_queue_size == 1_000_000
-    assert settings.inactivity_timeout_s == 900.5
-    assert settings.capture.value == "none"
-    assert settings.otlp == "on" and settings.log_level == "DEBUG"
-    assert env["OTEL_EXPORTER_OTLP_HEADERS"] == "X-Scope-OrgID=lao,x-team=blue"
-    assert env["OTEL_RESOURCE_ATTRIBUTES"] == (
-        "k8s.pod.name=<metadata.name>,k8s.namespace.name=<metadata.namespace>,"
-        "k8s.node.name=<spec.nodeName>,k8s.pod.uid=<metadata.uid>,"
-        "deployment.environment.name=prod"
-    )
-    assert env["OTEL_SERVICE_NAME"] == "lao-workflows-prod"
-    # The defaults load too, and are the bridge's own (but for the listed exceptions).
-    token = {"otel-bridge-control/token": "t0ken"}
-    default = load_settings(environ=resolve_env(bridge_container(scenarios["default"]), token))
-    differs = {
-        name: getattr(default, name)
-        for name in Settings.model_fields
-        if getattr(default, name) != Settings().model_dump()[name]
-    }
-    assert differs == STANDALONE_DIFFERS
-
-
 def test_chart_config_covers_every_bridge_setting() -> None:
     """values.yaml and the schema have one config key per non-secret setting, with its default."""
     values = yaml.safe_load((CHART / "values.yaml").read_text())
@@ -390,58 +249,17 @@ def test_chart_version_is_the_package_version() -> None:
     assert chart["appVersion"] == otel_bridge.__version__
 
 
-def test_secrets_come_only_from_existing_secrets(scenarios: dict[str, Rendered]) -> None:
-    """No Secret object is rendered and secret settings are secretKeyRefs, never values."""
-    for rendered in scenarios.values():
-        assert rendered.of_kind("Secret") == []
-    env = bridge_container(scenarios["standalone-full"])["env"]
-    for name in ("OTEL_BRIDGE_CONTROL_TOKEN", "OTEL_BRIDGE_UPSTREAM_API_KEY"):
-        (item,) = [e for e in env if e["name"] == name]
-        assert set(item) == {"name", "valueFrom"}
-        assert "secretKeyRef" in item["valueFrom"]
-    names = {e["name"] for e in bridge_container(scenarios["default"])["env"]}
-    assert "OTEL_BRIDGE_CONTROL_TOKEN" in names  # standalone requires it
-    assert "OTEL_BRIDGE_UPSTREAM_API_KEY" not in names
-
-
-# ---- the monitoring objects ------------------------------------------------------------
-
-
-@pytest.mark.parametrize("scenario", ["sidecar", "standalone-full"])
-def test_prometheus_rule_passes_promtool_and_is_the_repo_rule_file(
-    scenario: str, scenarios: dict[str, Rendered], tmp_path: Path
-) -> None:
-    """The PrometheusRule's groups pass `promtool check rules` and equal the repo's file."""
-    promtool = require_binary(PROMTOOL, "apt-get install prometheus")
-    groups = scenarios[scenario].one("PrometheusRule")["spec"]["groups"]
-    rule_file = tmp_path / "rules.yaml"
-    rule_file.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
-    result = subprocess.run(
-        [str(promtool), "check", "rules", str(rule_file)],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    source = yaml.safe_load((REPO / "dashboards" / "alerts" / "otel-bridge-rules.yaml").read_text())
-    assert groups == source["groups"]
-    count = sum(len(g["rules"]) for g in groups)
-    assert f"SUCCESS: {count} rules found" in result.stdout
-
-
-@pytest.mark.parametrize("scenario", ["sidecar", "standalone-full"])
-def test_dashboard_configmaps_carry_the_repo_dashboards(
-    scenario: str, scenarios: dict[str, Rendered]
-) -> None:
-    """One ConfigMap per dashboards/*.json, same JSON, labelled for the Grafana sidecar."""
-    maps = scenarios[scenario].of_kind("ConfigMap")
-    carried = {key: text for cm in maps for key, text in cm["data"].items()}
-    sources = {p.name: p for p in (REPO / "dashboards").glob("*.json")}
-    assert set(carried) == set(sources)
-    for name, path in sources.items():
-        assert json.loads(carried[name]) == json.loads(path.read_text())
-        assert carried[name].rstrip("\n") == path.read_text().rstrip("\n")
-    for cm in maps:
-        assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
-        assert cm["metadata"]["annotations"]["grafana_folder"]
+def test_chart_metadata_has_an_inline_icon_and_no_invented_urls() -> None:
+    """Chart.yaml's icon is an inline SVG (nothing hosted); home and sources only when real."""
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    prefix = "data:image/svg+xml;base64,"
+    assert chart["icon"].startswith(prefix)
+    svg = base64.b64decode(chart["icon"].removeprefix(prefix), validate=True).decode()
+    assert svg.startswith("<svg ") and "viewBox" in svg and "<script" not in svg
+    for url in [chart.get("home"), *chart.get("sources", [])]:
+        if url is not None:  # none yet: the project has no public page or repository
+            parts = urlsplit(url)
+            assert parts.scheme == "https" and not parts.netloc.endswith("example.com"), url
 
 
 def test_chart_files_are_copies_of_the_repo_files() -> None:
@@ -531,74 +349,9 @@ def test_notes_say_what_to_do_next(tmp_path: Path) -> None:
     assert "WARNING" not in full
     assert "Authorization: Bearer" in full
     assert "3 replicas" in full
+    assert "from the Secret otel-bridge-otlp-client" in full
+    assert "Left out: LaoFlowDurationP95High" in full and "in namespace monitoring" in full
     sidecar = render_notes(tmp_path / "sidecar", "--values", str(values_file("sidecar")))
     assert 'include "otel-bridge.sidecar.container"' in sidecar
     assert "http://127.0.0.1:9465/v1/runs" in sidecar
     assert "only the pod's own containers reach it" in sidecar
-
-
-# ---- the doors: two listeners, a token wherever the control port leaves the pod --------
-
-
-def test_a_control_listener_beyond_the_pod_without_a_token_fails_with_a_how_to(
-    app_chart_dir: Path,
-) -> None:
-    """Standalone without a token Secret, or a sidecar moved off loopback, fails saying how."""
-    standalone = helm("template", "x", str(CHART), check=False)  # no values at all
-    sidecar = helm(
-        "template", "shop", str(app_chart_dir), "--set", "otel-bridge.config.control_host=0.0.0.0",
-        check=False,
-    )  # fmt: skip
-    for result in (standalone, sidecar):
-        assert result.returncode != 0
-        assert "secrets.controlToken.existingSecret" in result.stderr
-        assert "openssl rand -hex 32" in result.stderr
-    allowed = ["--set", "otel-bridge.secrets.controlToken.existingSecret=shop-control"]
-    opened = helm("template", "shop", str(app_chart_dir), *allowed, "--set",
-                  "otel-bridge.config.control_host=0.0.0.0").stdout  # fmt: skip
-    assert "bridge-control" in opened
-
-
-def test_standalone_splits_control_and_metrics_ports(scenarios: dict[str, Rendered]) -> None:
-    """Control on 0.0.0.0:9465 behind a token, metrics on 9464; each object uses its port."""
-    rendered = scenarios["standalone-full"]
-    container = bridge_container(rendered)
-    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"bridge-metrics": 9464, "bridge-control": 9465}
-    env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["OTEL_BRIDGE_CONTROL_HOST"] == "0.0.0.0" and env["OTEL_BRIDGE_LISTEN_HOST"]
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert container[probe]["httpGet"]["port"] == "bridge-metrics"
-    service = rendered.one("Service")["spec"]["ports"]
-    assert {(p["name"], p["port"], p["targetPort"]) for p in service} == {
-        ("control", 9465, "bridge-control"),
-        ("metrics", 9464, "bridge-metrics"),
-    }
-    assert [e["port"] for e in rendered.one("ServiceMonitor")["spec"]["endpoints"]] == ["metrics"]
-    paths = rendered.one("Ingress")["spec"]["rules"][0]["http"]["paths"]
-    assert {p["backend"]["service"]["port"]["name"] for p in paths} == {"control"}
-    rules = rendered.one("NetworkPolicy")["spec"]["ingress"]
-    by_port = {r["ports"][0]["port"]: r.get("from") for r in rules}
-    assert set(by_port) == {"bridge-control", "bridge-metrics"}
-    assert by_port["bridge-control"] and by_port["bridge-metrics"] is None
-
-
-def test_sidecar_keeps_the_control_listener_on_loopback(
-    app_chart: Rendered, scenarios: dict[str, Rendered]
-) -> None:
-    """In a sidecar the control API is on 127.0.0.1 (no token needed) and only metrics is a port."""
-    container = bridge_container(app_chart)
-    env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["OTEL_BRIDGE_CONTROL_HOST"] == "127.0.0.1"
-    assert "OTEL_BRIDGE_CONTROL_TOKEN" not in env
-    assert [p["name"] for p in container["ports"]] == ["bridge-metrics"]
-    app = next(c for c in pod_spec_of(app_chart)["containers"] if c["name"] == "app")
-    assert {"name": "OTEL_BRIDGE_URL", "value": "http://127.0.0.1:9465"} in app["env"]
-    monitor = scenarios["sidecar"].one("PodMonitor")["spec"]["podMetricsEndpoints"]
-    assert [e["port"] for e in monitor] == ["bridge-metrics"]
-
-
-def pod_spec_of(rendered: Rendered) -> dict[str, Any]:
-    """The pod spec of the one rendered Deployment."""
-    spec: dict[str, Any] = rendered.one("Deployment")["spec"]["template"]["spec"]
-    return spec

@@ -6,9 +6,10 @@
 #   tools/image/build.sh [--base IMAGE] [--tag NAME] [--no-cache]
 #
 # The machine's CA bundle (TLS-intercepting proxies) reaches pip as the build secret `ca`,
-# mounted in the build stage's pip steps only. Layers are cached in the project's
-# container storage (see lib.sh): a rebuild with unchanged inputs takes seconds, one
-# after a code change only reinstalls the bridge (not its dependencies).
+# mounted in the one step that downloads: the hash-checked install of requirements.lock.
+# Layers are cached in the project's container storage (see lib.sh): a rebuild with
+# unchanged inputs takes seconds, one after a code change only reinstalls the bridge (the
+# dependencies are reinstalled only when requirements.lock changes).
 # Prints `image=NAME`, `root=DIR`, `runroot=DIR` on stdout (for the tests); logs on stderr.
 set -euo pipefail
 # shellcheck source=tools/image/lib.sh
@@ -22,7 +23,7 @@ while [[ $# -gt 0 ]]; do
         --base) base="$2"; shift 2 ;;
         --tag) tag="$2"; shift 2 ;;
         --no-cache) cache=(--layers --no-cache); shift ;;
-        -h | --help) sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -36,7 +37,7 @@ secret=()
 # One source for the version: otel_bridge/__init__.py (pyproject reads it too).
 version="$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$ROOT/otel_bridge/__init__.py" | head -n1)"
 revision="$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)"
-if [[ -n "$(git -C "$ROOT" status --porcelain -- Dockerfile pyproject.toml README.md otel_bridge 2>/dev/null)" ]]; then
+if [[ -n "$(git -C "$ROOT" status --porcelain -- Dockerfile .dockerignore pyproject.toml requirements.lock README.md LICENSE otel_bridge 2>/dev/null)" ]]; then
     revision="$revision-dirty"
 fi
 # The commit's time, not the clock's: rebuilding one commit gives the same labels.
@@ -49,7 +50,7 @@ case "$source_url" in http*://*) ;; *) source_url="" ;; esac
 # the Dockerfile, the base image and the build arguments.
 inputs="$({
     cd "$ROOT"
-    find Dockerfile .dockerignore pyproject.toml README.md otel_bridge -type f \
+    find Dockerfile .dockerignore pyproject.toml requirements.lock README.md LICENSE otel_bridge -type f \
         ! -path '*/__pycache__/*' ! -name '*.py[cod]' -print0 | sort -z | xargs -0 sha256sum
     podman_ image inspect --format '{{.Id}}' "$base"
     echo "$version|$revision|$created|$source_url|${#secret[@]}"

@@ -117,6 +117,45 @@ refuse to start, and anyone reaching the port could follow runs through it).
 {{- end -}}
 
 {{/*
+Where otlp.tls.existingSecret is mounted, and the file name each of its keys gets there.
+*/}}
+{{- define "otel-bridge.otlpTlsDir" -}}
+/etc/otel-bridge/otlp-tls
+{{- end -}}
+
+{{/*
+The (key, path) items of the OTLP TLS Secret volume, as YAML: those whose key is set.
+Refuses settings the exporter would ignore or reject: TLS files with a plain-text
+endpoint, a client certificate without its key, a Secret with no key used.
+*/}}
+{{- define "otel-bridge.otlpTlsItems" -}}
+{{- $tls := .Values.otlp.tls -}}
+{{- if $tls.existingSecret -}}
+{{- if or .Values.otlp.insecure (not (hasPrefix "https://" .Values.otlp.endpoint)) -}}
+{{- fail (printf "otlp.tls.existingSecret (%s) needs TLS to the collector: an https:// otlp.endpoint and otlp.insecure false" $tls.existingSecret) -}}
+{{- end -}}
+{{- if ne (empty $tls.certKey) (empty $tls.keyKey) -}}
+{{- fail "otlp.tls: set both certKey and keyKey (a client certificate and its key), or neither" -}}
+{{- end -}}
+{{- if and (empty $tls.caKey) (empty $tls.certKey) -}}
+{{- fail "otlp.tls.existingSecret is set but caKey, certKey and keyKey are all empty" -}}
+{{- end -}}
+{{- with $tls.caKey }}
+- key: {{ . | quote }}
+  path: ca.crt
+{{- end }}
+{{- with $tls.certKey }}
+- key: {{ . | quote }}
+  path: tls.crt
+{{- end }}
+{{- with $tls.keyKey }}
+- key: {{ . | quote }}
+  path: tls.key
+{{- end }}
+{{- end -}}
+{{- end -}}
+
+{{/*
 The bridge container's environment: Downward API, resource, OTLP, settings, secrets.
 A variable referenced as $(NAME) is defined before its use, as Kubernetes requires.
 */}}
@@ -167,6 +206,19 @@ A variable referenced as $(NAME) is defined before its use, as Kubernetes requir
 {{- with $v.otlp.compression }}
 - name: OTEL_EXPORTER_OTLP_COMPRESSION
   value: {{ . | quote }}
+{{- end }}
+{{- if include "otel-bridge.otlpTlsItems" . }}
+{{- $dir := include "otel-bridge.otlpTlsDir" . }}
+{{- if $v.otlp.tls.caKey }}
+- name: OTEL_EXPORTER_OTLP_CERTIFICATE
+  value: {{ printf "%s/ca.crt" $dir | quote }}
+{{- end }}
+{{- if $v.otlp.tls.certKey }}
+- name: OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE
+  value: {{ printf "%s/tls.crt" $dir | quote }}
+- name: OTEL_EXPORTER_OTLP_CLIENT_KEY
+  value: {{ printf "%s/tls.key" $dir | quote }}
+{{- end }}
 {{- end }}
 {{- $otlpHeaders := list -}}
 {{- with $v.otlp.headers -}}
@@ -274,6 +326,11 @@ Deployment and, through "otel-bridge.sidecar.container", by other charts' pods.
       mountPath: /tmp
     - name: otel-bridge-state
       mountPath: /var/lib/otel-bridge
+    {{- if include "otel-bridge.otlpTlsItems" . }}
+    - name: otel-bridge-otlp-tls
+      mountPath: {{ include "otel-bridge.otlpTlsDir" . }}
+      readOnly: true
+    {{- end }}
     {{- with .Values.extraVolumeMounts }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -289,6 +346,15 @@ The bridge's volumes, as items of a pod's `volumes` list.
 - name: otel-bridge-state
   emptyDir:
     sizeLimit: {{ .Values.stateSizeLimit }}
+{{- with include "otel-bridge.otlpTlsItems" . }}
+{{- /* 0444: in another chart's pod no fsGroup may give the files to the bridge's group */}}
+- name: otel-bridge-otlp-tls
+  secret:
+    secretName: {{ $.Values.otlp.tls.existingSecret | quote }}
+    defaultMode: 0444
+    items:
+      {{- . | trim | nindent 6 }}
+{{- end }}
 {{- with .Values.extraVolumes }}
 {{ toYaml . }}
 {{- end }}
