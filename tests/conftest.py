@@ -14,12 +14,23 @@ long while keeping the ratios the tests depend on.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
 from support.rig import Rig, running_rig
+
+
+@pytest.fixture
+def restore_root_logging() -> Iterator[None]:
+    """main() configures the root logger as the CLI does; put pytest's back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture

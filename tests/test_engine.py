@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,18 +27,9 @@ from otel_bridge.core.records import Result, SpanRecord
 from otel_bridge.core.redaction import PayloadPolicy
 from otel_bridge.sinks.metrics import Metrics
 
+pytestmark = pytest.mark.usefixtures("restore_root_logging")
 T0 = 1_756_806_000.0
 NS = 1_000_000_000
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """main() configures the root logger as the CLI does; put pytest's back afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def event(kind: str, ts: float, **fields: Any) -> dict[str, Any]:

@@ -67,24 +67,24 @@ def test_console_exporter_prints_otlp_json_and_unknown_values_are_ignored(tmp_pa
     assert "unknown exporter ignored" in done.stderr and "bogus" in done.stderr
 
 
-def test_sdk_disabled_exports_nothing_but_counts(tmp_path: Path) -> None:
-    """OTEL_SDK_DISABLED=true: no spans anywhere, the metrics still count the runs."""
+def replay_counted(tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Replay the seed with the console exporter and ``env``; (the process, its metrics)."""
     metrics = tmp_path / "m.prom"
     rec = str(recording(tmp_path))
-    done = cli(
-        tmp_path,
-        "replay",
-        rec,
-        "--metrics-out",
-        str(metrics),
-        OTEL_TRACES_EXPORTER="console",
-        OTEL_SDK_DISABLED="true",
-    )
+    done = cli(tmp_path, "replay", rec, "--metrics-out", str(metrics), **env)
     assert done.returncode == 0, done.stderr
+    return done, metrics.read_text()
+
+
+def test_sdk_disabled_exports_nothing_but_counts(tmp_path: Path) -> None:
+    """OTEL_SDK_DISABLED=true: no spans anywhere, the metrics still count the runs."""
+    done, metrics = replay_counted(
+        tmp_path, OTEL_TRACES_EXPORTER="console", OTEL_SDK_DISABLED="true"
+    )
     assert console_spans(done.stdout) == []
     assert "OTEL_SDK_DISABLED=true" in done.stderr
     assert 'lao_flow_runs_total{flow_name="Financial_Data_Pipeline",result="failure"} 1.0' in (
-        metrics.read_text()
+        metrics
     )
 
 
@@ -116,20 +116,11 @@ def test_a_bad_variable_is_one_line_and_exit_code_2(
 
 def test_always_off_exports_no_run_but_counts_them(tmp_path: Path) -> None:
     """OTEL_TRACES_SAMPLER=always_off: no spans out; runs still counted."""
-    metrics = tmp_path / "m.prom"
-    rec = str(recording(tmp_path))
-    done = cli(
-        tmp_path,
-        "replay",
-        rec,
-        "--metrics-out",
-        str(metrics),
-        OTEL_TRACES_EXPORTER="console",
-        OTEL_TRACES_SAMPLER="always_off",
+    done, metrics = replay_counted(
+        tmp_path, OTEL_TRACES_EXPORTER="console", OTEL_TRACES_SAMPLER="always_off"
     )
-    assert done.returncode == 0, done.stderr
     assert console_spans(done.stdout) == []
-    assert 'result="success"} 1.0' in metrics.read_text()
+    assert 'result="success"} 1.0' in metrics
 
 
 def test_trace_id_ratio_decides_per_run_the_same_every_time(tmp_path: Path) -> None:

@@ -33,6 +33,14 @@ def _drop(run: RunState, event: TrackedEvent, reason: DropReason) -> list[Tracke
     return [EventDropped(run.flow_name, run.run_name, event.event_type, reason)]
 
 
+def _keys(event: TrackedEvent) -> tuple[str, str | None, str] | None:
+    """(name, digest of its task_id or None, digest of its name); None: it names no task."""
+    name = event.task_name or event.task_id
+    if name is None:
+        return None
+    return name, digest(event.task_id) if event.task_id is not None else None, digest(name)
+
+
 class Pairing:
     """Task starts and ends of runs in, task span records out."""
 
@@ -49,11 +57,10 @@ class Pairing:
         adjusted: bool,
     ) -> list[TrackerOutput]:
         """Open a task execution (nothing to export yet, unless it is dropped)."""
-        name = event.task_name or event.task_id
-        if name is None:
+        keys = _keys(event)
+        if keys is None:
             return _drop(run, event, DropReason.NO_TASK_IDENTITY)
-        id_key = digest(event.task_id) if event.task_id is not None else None
-        name_key = digest(name)
+        name, id_key, name_key = keys
         if id_key is not None:
             if id_key in run.finished_ids:
                 return _drop(run, event, DropReason.LATE_START)
@@ -116,11 +123,10 @@ class Pairing:
         adjusted: bool,
     ) -> list[TrackerOutput]:
         """End a task execution: its span (with a synthetic start if none was seen)."""
-        name = event.task_name or event.task_id
-        if name is None:
+        keys = _keys(event)
+        if keys is None:
             return _drop(run, event, DropReason.NO_TASK_IDENTITY)
-        id_key = digest(event.task_id) if event.task_id is not None else None
-        name_key = digest(name)
+        name, id_key, name_key = keys
         task: TaskState | None = None
         synthetic = False
         if id_key is not None:
