@@ -10,7 +10,8 @@
     ├── InvalidName (ValueError)     a flow/run name the bridge will not put in a URL
     ├── RunConflict                  the run already ended, or the bridge is stopping
     │   └── TooManySubscriptions     ``max_subscriptions`` runs are followed already
-    ├── ExportError (RuntimeError)   spans a sink could not deliver (counted, logged)
+    ├── ExportError (RuntimeError)   spans a sink could not deliver yet (retried)
+    │   └── ExportRejected           spans the receiver refused for good (dropped, counted)
     └── FlowError (ValueError)       a run-dag body the LAO simulator refuses (HTTP 422);
                                      otel_bridge.simulator.FlowError, not the flow_error event
 
@@ -28,6 +29,7 @@ from otel_bridge.core.sampling import SamplerError
 __all__ = [
     "BridgeError",
     "ExportError",
+    "ExportRejected",
     "InvalidName",
     "RunConflict",
     "SamplerError",
@@ -55,4 +57,16 @@ class TooManySubscriptions(RunConflict):
 
 
 class ExportError(BridgeError, RuntimeError):
-    """Spans that a sink could not deliver."""
+    """Spans that a sink could not deliver now; worth retrying later (the receiver is down).
+
+    ``delivered`` counts the records at the front of the batch that did arrive before the
+    failure (a sink that sends a batch in several requests): only the rest is retried.
+    """
+
+    def __init__(self, message: str, *, delivered: int = 0) -> None:
+        super().__init__(message)
+        self.delivered = delivered
+
+
+class ExportRejected(ExportError):
+    """Spans the receiver refused for good (malformed, too large, unauthorised): not retried."""
