@@ -138,7 +138,36 @@ class Settings(BaseModel):
         "auto",
         description="Export OTLP: auto means on when an OTEL_EXPORTER_OTLP_*ENDPOINT is set.",
     )
-    export_queue_size: int = Field(20000, ge=1, description="Spans queued per exporter at most.")
+    export_queue_size: int = Field(
+        20000, ge=1, description="Spans held in memory per exporter at most (more go to state_dir)."
+    )
+    export_max_request_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Largest OTLP request sent; bigger batches are split, a bigger span trimmed.",
+    )
+    export_retry_max_s: float = Field(
+        30.0, gt=0, description="Longest wait between retries of a failed export (with jitter)."
+    )
+    state_dir: str | None = Field(
+        None,
+        description="Directory of the durable state (SQLite): open runs, followed runs and "
+        "spans not yet delivered survive restarts. Unset: memory only.",
+    )
+    state_max_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Disk budget of state_dir; spans past it are dropped (counted, logged).",
+    )
+    state_flush_interval_s: float = Field(
+        0.2, gt=0, le=10, description="Most time between an event and its state on disk."
+    )
+    shutdown_timeout_s: float = Field(
+        20.0,
+        gt=0,
+        description="On SIGTERM, all exporters together get this long to deliver; the rest "
+        "stays in state_dir for the next start.",
+    )
     control_token: str | None = Field(
         None,
         description="If set, /v1/* and /ws/* require it as 'Authorization: Bearer <token>' "
