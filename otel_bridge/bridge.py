@@ -25,6 +25,7 @@ from otel_bridge.sinks.metrics import SUBSCRIPTION_STATES, Metrics
 from otel_bridge.sinks.router import Router
 from otel_bridge.sinks.span_sinks import ConsoleSink, FileSink, SpanSink, otlp_sink_from_env
 from otel_bridge.sources.upstream import Subscription
+from otel_bridge.store.keeper import StateKeeper
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,16 @@ class Bridge:
         self.resource = make_resource()
         otel = read_otel_env()
         chosen = list(sinks) if sinks is not None else build_sinks(settings, self.resource, otel)
+        self.keeper: StateKeeper | None = None
+        if settings.state_dir:
+            self.keeper = StateKeeper(
+                settings.state_dir,
+                interval_s=settings.state_flush_interval_s,
+                max_bytes=settings.state_max_bytes,
+                registry=self.registry,
+            )
+            self.keeper.forget_exporters({sink.name for sink in chosen})
+        keeper = self.keeper
         self.queues = [
             ExportQueue(
                 sink,
@@ -96,6 +107,8 @@ class Bridge:
                 max_queue=otel.queue_size or settings.export_queue_size,
                 max_batch=otel.batch_size or DEFAULT_BATCH,
                 delay_s=otel.delay_s or DEFAULT_DELAY_S,
+                spool=keeper.spool_for(sink.name) if keeper else None,
+                retry_max_s=settings.export_retry_max_s,
             )
             for sink in chosen
         ]
@@ -112,6 +125,8 @@ class Bridge:
         self.engine = Engine(policy, limits)
         self.router = Router(self.queues, self.metrics, trace_of=self.engine.trace_id_of)
         self.router.listeners.append(self._on_output)
+        if self.keeper is not None:
+            self.router.listeners.append(self.keeper.observe)
         self.subscriptions: dict[tuple[str, str], Subscription] = {}
         # Runs subscribed for pass-through clients only (never registered over /v1/runs):
         # dropped when the last of their clients leaves.
@@ -123,11 +138,18 @@ class Bridge:
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
-        """Start the watchdog."""
+        """Restore the saved state (if any), start the watchdog, resubscribe saved runs."""
+        if self.keeper is not None:
+            self.router.emit(self.keeper.restore(self.engine))
+            for queue in self.queues:
+                queue.resume(self.keeper.saved_spans(queue.sink.name))
+            self.keeper.start(self.engine)
         self._watchdog = asyncio.create_task(self._watch(), name="watchdog")
         if self.settings.app_ping_interval_s > 0:
             self._pinger = asyncio.create_task(self._app_pings(), name="app pings")
         self.ready = True
+        if self.keeper is not None:
+            self._resubscribe(self.keeper)
         log.info(
             "bridge started",
             extra={
@@ -136,8 +158,30 @@ class Bridge:
             },
         )
 
+    def _resubscribe(self, keeper: StateKeeper) -> None:
+        """Follow again the runs followed when the state was saved."""
+        for item in keeper.followed():
+            try:
+                self.subscribe(item.flow_name, item.run_name, item.parent)
+            except RunConflict as exc:
+                keeper.unfollow((item.flow_name, item.run_name))
+                log.warning(
+                    "saved run not followed again",
+                    extra={
+                        "flow_name": item.flow_name,
+                        "run_name": item.run_name,
+                        "error": str(exc),
+                    },
+                )
+
     async def stop(self) -> None:
-        """Stop subscriptions, end open runs as incomplete, flush every exporter."""
+        """Stop subscriptions, flush every exporter within ``shutdown_timeout_s`` in all.
+
+        With a state dir, open runs stay open in it (they continue after the next start) and
+        undelivered spans stay there too; without one, open runs end as ``error`` and what is
+        not delivered by the deadline is dropped (counted, logged).
+        """
+        deadline = time.monotonic() + self.settings.shutdown_timeout_s
         self.ready = False
         if self._pinger is not None:
             self._pinger.cancel()
@@ -146,17 +190,32 @@ class Bridge:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watchdog
         try:
-            results = await asyncio.gather(
+            stopping = asyncio.gather(
                 *(s.stop() for s in list(self.subscriptions.values())),
                 *list(self._stoppers),  # subscriptions ending in the background
                 return_exceptions=True,
             )
+            budget = max(0.1, (deadline - time.monotonic()) / 4)
+            results = await asyncio.wait_for(stopping, budget)
             for failure in (r for r in results if isinstance(r, BaseException)):
                 log.error("subscription did not stop cleanly", exc_info=failure)
+        except TimeoutError:
+            log.error("subscriptions did not stop in time; going on with the shutdown")
         finally:
-            self.router.emit(self.engine.close_all(Result.ERROR, "the bridge shut down"))
-            await asyncio.to_thread(self.router.close)
-        log.info("bridge stopped, exporters flushed")
+            if self.keeper is None:
+                self.router.emit(self.engine.close_all(Result.ERROR, "the bridge shut down"))
+            left = await asyncio.to_thread(
+                self.router.close, max(0.0, deadline - time.monotonic() - 0.5)
+            )
+            if self.keeper is not None:
+                await self.keeper.close(self.engine, deadline - time.monotonic())
+        log.info(
+            "bridge stopped",
+            extra={
+                "undelivered": left,
+                "open_runs_kept": len(self.engine.open_runs()) if self.keeper else 0,
+            },
+        )
 
     async def _app_pings(self) -> None:
         """Every ``app_ping_interval_s``, LAO's JSON ping on every connected run socket."""
@@ -203,6 +262,7 @@ class Bridge:
                 self.engine.set_parent(flow_name, run_name, parent)
             if not relay:  # registered now: followed whoever watches it
                 self._passthrough_only.discard(key)
+                self._follow(key, parent)
             return existing, False
         ended = self.engine.is_closed(flow_name, run_name)
         if ended and not relay:
@@ -229,6 +289,8 @@ class Bridge:
             self._passthrough_only.add(key)
         else:
             self._passthrough_only.discard(key)
+            if not ended:
+                self._follow(key, parent)
         sub.start()
         self._prune()
         self._state_changed(sub)
@@ -240,10 +302,16 @@ class Bridge:
         key = (flow_name, run_name)
         sub = self.subscriptions.pop(key, None)
         self._passthrough_only.discard(key)
+        if self.keeper is not None:
+            self.keeper.unfollow(key)
         if sub is None:
             return False
         await self._end(sub)
         return True
+
+    def _follow(self, key: tuple[str, str], parent: TraceParent | None) -> None:
+        if self.keeper is not None:
+            self.keeper.follow(key, parent)
 
     async def _end(self, sub: Subscription) -> None:
         await sub.stop()
@@ -293,6 +361,8 @@ class Bridge:
                 and now - sub.created_at >= limit
             ):
                 sub.error = f"no event of the run within {limit:g}s"
+                if self.keeper is not None:
+                    self.keeper.unfollow(key)
                 log.warning(
                     "run never started, unsubscribing",
                     extra={"flow_name": key[0], "run_name": key[1]},

@@ -5,10 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import threading
 import time
-from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,74 +26,6 @@ RESOURCE = Resource.create({"service.name": "otel-bridge-test"})
 CAMEL = re.compile(r"^[a-z][a-zA-Z0-9]*$")
 HEX = {"traceId": 32, "spanId": 16, "parentSpanId": 16}
 PARENT = parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-
-
-class RecordingStats:
-    """ExportStats that keeps every count it is told (a real implementation, for tests)."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[tuple[str, str]] = Counter()
-        self.depths: list[int] = []
-        self._lock = threading.Lock()
-
-    def exported(self, exporter: str, count: int) -> None:
-        """Count delivered spans."""
-        with self._lock:
-            self.counts["exported", ""] += count
-
-    def failed(self, exporter: str, count: int) -> None:
-        """Count spans a sink failed to deliver."""
-        with self._lock:
-            self.counts["failed", ""] += count
-
-    def dropped(self, exporter: str, reason: str, count: int) -> None:
-        """Count dropped spans by reason."""
-        with self._lock:
-            self.counts["dropped", reason] += count
-
-    def queue_depth(self, exporter: str, depth: int) -> None:
-        """Keep queue depths."""
-        with self._lock:
-            self.depths.append(depth)
-
-
-class BlockingSink:
-    """A sink whose export waits until released (a stalled collector)."""
-
-    name = "blocking"
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self.release = threading.Event()
-        self.records: list[SpanRecord] = []
-
-    def export(self, records: Sequence[SpanRecord]) -> None:
-        """Wait for release, then keep the records."""
-        self.entered.set()
-        self.release.wait(10)
-        self.records.extend(records)
-
-    def shutdown(self) -> None:
-        """Let any waiting export finish."""
-        self.release.set()
-
-
-class FailingSink:
-    """A sink that always fails, with ExportError or with an unexpected exception."""
-
-    name = "failing"
-
-    def __init__(self, error: Exception) -> None:
-        self.error = error
-        self.calls = 0
-
-    def export(self, records: Sequence[SpanRecord]) -> None:
-        """Fail."""
-        self.calls += 1
-        raise self.error
-
-    def shutdown(self) -> None:
-        """Nothing to release."""
 
 
 def seed_records() -> list[SpanRecord]:
@@ -268,68 +198,12 @@ def test_file_sink_write_failure_is_export_error() -> None:
         sink.shutdown()
 
 
-def test_queue_over_failing_file_counts_and_closes_quietly() -> None:
-    """A FileSink that cannot write, behind a queue: spans counted failed, close raises nothing."""
-    stats = RecordingStats()
-    queue = ExportQueue(FileSink("/dev/full", RESOURCE), stats, delay_s=0.01)
-    records = run_events(seed_events("Financial_Data_Pipeline"))
-    for record in records:
-        queue.submit(record)
-    assert queue.flush(5)
-    queue.close()
-    assert stats.counts["failed", ""] == len(records)
-
-
 def test_file_sink_after_shutdown_is_export_error(tmp_path: Path) -> None:
     """Exporting to a closed FileSink raises ExportError."""
     sink = FileSink(tmp_path / "spans.jsonl", RESOURCE)
     sink.shutdown()
     with pytest.raises(ExportError):
         sink.export(run_events(seed_events("Financial_Data_Pipeline")))
-
-
-def test_queue_drops_when_full_and_never_blocks() -> None:
-    """With the sink stalled, submit returns at once; beyond max_queue spans are dropped."""
-    sink, stats = BlockingSink(), RecordingStats()
-    queue = ExportQueue(sink, stats, max_queue=5, max_batch=1, delay_s=0.01)
-    records = run_events(seed_events("Customer_Support_Pipeline")) * 3  # 12 spans
-    assert queue.submit(records[0])
-    assert sink.entered.wait(5)  # the worker is now stuck inside export
-    began = time.monotonic()
-    accepted = [queue.submit(record) for record in records[1:]]
-    elapsed = time.monotonic() - began
-    assert accepted == [True] * 5 + [False] * 6
-    assert elapsed < 0.5
-    assert stats.counts["dropped", "queue_full"] == 6
-    sink.release.set()
-    assert queue.flush(5)
-    queue.close()
-    assert len(sink.records) == 6
-    assert stats.counts["exported", ""] == 6
-
-
-def test_submit_after_close_is_dropped_as_shutdown() -> None:
-    """A span submitted after close is dropped and counted with reason shutdown."""
-    stats = RecordingStats()
-    queue = ExportQueue(MemorySink(), stats, delay_s=0.01)
-    queue.close()
-    assert not queue.submit(run_events(seed_events("Financial_Data_Pipeline"))[0])
-    assert stats.counts["dropped", "shutdown"] == 1
-
-
-@pytest.mark.parametrize("error", [ExportError("collector down"), ValueError("bug in a sink")])
-def test_failing_sink_counted_not_raised(error: Exception) -> None:
-    """A sink's failure is counted as failed; submit, flush and close never raise."""
-    sink, stats = FailingSink(error), RecordingStats()
-    queue = ExportQueue(sink, stats, max_batch=2, delay_s=0.01)
-    records = run_events(seed_events("Customer_Support_Pipeline"))
-    for record in records:
-        assert queue.submit(record)
-    assert queue.flush(5)
-    queue.close()
-    assert stats.counts["failed", ""] == len(records)
-    assert stats.counts["exported", ""] == 0
-    assert sink.calls >= 2  # at most max_batch spans per export call
 
 
 def test_flush_does_not_wait_out_the_batch_delay() -> None:

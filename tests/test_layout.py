@@ -119,10 +119,10 @@ def test_every_exception_descends_from_the_one_root() -> None:
 
 
 def test_readme_layout_section_names_every_module() -> None:
-    """The README's layout section names every module of core/, sources/ and sinks/."""
+    """The README's layout section names every module of core/, sources/, sinks/ and store/."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme.split("## How the code is laid out", 1)[1].split("\n## ", 1)[0]
-    for folder in ("core", "sources", "sinks"):
+    for folder in ("core", "sources", "sinks", "store"):
         for path in sources(PACKAGE / folder):
             if path.name != "__init__.py":
                 assert path.name in section, f"{folder}/{path.name} missing from the README"

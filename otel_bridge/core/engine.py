@@ -294,6 +294,15 @@ class Engine:
         """Open runs and remembered ended runs as a JSON-able document (payloads redacted)."""
         return snapshots.snapshot(self._tracker)
 
+    def snapshot_run(self, flow_name: str, run_name: str) -> dict[str, Any] | None:
+        """One open run as an item of a snapshot's ``open_runs``; ``None`` if not open."""
+        return snapshots.run_document(self._tracker, (flow_name, run_name))
+
+    @staticmethod
+    def snapshot_of(runs: list[Any], closed: list[Any]) -> dict[str, Any]:
+        """A snapshot document from saved ``snapshot_run`` items and ``[flow, run, trace]``."""
+        return snapshots.document(runs, closed)
+
     def restore(self, state: Any) -> list[Output]:
         """Reopen the runs of a :meth:`snapshot`; one ``RunOpened(resumed=True)`` each.
 

@@ -114,6 +114,17 @@ def snapshot(tracker: Tracker) -> dict[str, Any]:
     }
 
 
+def run_document(tracker: Tracker, key: RunKey) -> dict[str, Any] | None:
+    """One open run as a JSON-able item of ``open_runs`` (``None`` if it is not open)."""
+    run = tracker.runs.get(key)
+    return None if run is None else _run_to_json(run)
+
+
+def document(runs: list[Any], closed: list[Any]) -> dict[str, Any]:
+    """A snapshot document assembled from stored items (runs and ``[flow, run, trace]``)."""
+    return {"version": VERSION, "open_runs": runs, "closed_runs": closed}
+
+
 def restore(tracker: Tracker, document: Any) -> list[RunKey]:
     """Restore a :func:`snapshot` into the tracker; return the runs it reopened.
 

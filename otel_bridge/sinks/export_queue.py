@@ -1,8 +1,16 @@
-"""Exporting never blocks receiving: a bounded queue and a worker thread in front of each sink.
+"""Exporting never blocks receiving, and an outage loses nothing the budgets can hold.
 
-``submit`` never waits. When the queue is full the span is dropped, counted
-(``otel_bridge_spans_dropped_total{reason="queue_full"}``) and logged. Export failures are
-counted and logged, never raised into the pipeline.
+One bounded queue and one worker thread in front of each sink. ``submit`` never waits. A
+failed export is retried with backoff and jitter (up to ``retry_max_s`` between attempts)
+for as long as the receiver stays away; meanwhile spans pile up in memory up to
+``max_queue`` task spans plus ``max_queue`` root spans (roots are held apart, so a flood of
+task spans never pushes a run's root out). With a :class:`~otel_bridge.store.spool.SpanSpool`
+(``state_dir``), every span is also kept on disk until delivered: what does not fit in
+memory waits on disk only and is read back in order, and what is not delivered at shutdown
+is sent after the next start. Past the bounds (memory without a state dir, the disk budget
+with one) spans are dropped, counted (``otel_bridge_spans_dropped_total{reason}``) and
+logged with totals, never one line per span. A receiver that refuses spans for good
+(:class:`~otel_bridge.errors.ExportRejected`) gets them dropped the same way.
 """
 
 from __future__ import annotations
@@ -10,15 +18,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
-from collections.abc import Sequence
+from collections import Counter, deque
+from collections.abc import Iterator
 from typing import Protocol
 
 from otel_bridge.core.records import SpanRecord
+from otel_bridge.errors import ExportError, ExportRejected
 from otel_bridge.sinks.span_sinks import SpanSink
+from otel_bridge.sources.backoff import backoff
+from otel_bridge.store.spool import Kept, SpanSpool
 
 log = logging.getLogger(__name__)
-DROP_LOG_INTERVAL_S = 10.0
+LOG_INTERVAL_S = 10.0
+DROP_LOG_INTERVAL_S = LOG_INTERVAL_S
 
 
 class ExportStats(Protocol):
@@ -28,7 +40,7 @@ class ExportStats(Protocol):
         """Spans delivered."""
 
     def failed(self, exporter: str, count: int) -> None:
-        """Spans a sink failed to deliver."""
+        """Spans in an export attempt that failed (they are retried)."""
 
     def dropped(self, exporter: str, reason: str, count: int) -> None:
         """Spans dropped before export."""
@@ -54,7 +66,7 @@ class NullStats:
 
 
 class ExportQueue:
-    """A bounded queue drained by one worker thread into one sink, in batches."""
+    """Bounded queues (roots apart) drained by one worker thread into one sink, in batches."""
 
     def __init__(
         self,
@@ -64,124 +76,317 @@ class ExportQueue:
         max_queue: int = 20_000,
         max_batch: int = 512,
         delay_s: float = 0.2,
+        spool: SpanSpool | None = None,
+        retry_initial_s: float = 0.5,
+        retry_max_s: float = 30.0,
     ) -> None:
         self.sink = sink
         self.stats: ExportStats = stats or NullStats()
         self.max_queue = max_queue
         self.max_batch = max_batch
         self.delay_s = delay_s
-        self._items: deque[SpanRecord] = deque()
+        self.spool = spool
+        self.retry_initial_s = retry_initial_s
+        self.retry_max_s = retry_max_s
+        self.retries = 0
+        self.dropped: Counter[str] = Counter()
+        self._roots: deque[Kept] = deque()
+        self._children: deque[Kept] = deque()
+        self._on_disk = 0  # spans kept on disk only, from seq _disk_from on
+        self._disk_from = 0
+        self._inflight = 0
+        self._order = 0  # numbers spans in memory when there is no spool (to keep FIFO order)
         self._cond = threading.Condition()
         self._closing = False
-        self._last_drop_log = float("-inf")
-        self._drops_unlogged = 0
+        self._deadline = float("inf")
+        self._abandoned = False
         self._busy = False
         self._flushing = 0
+        self._last_log: dict[str, float] = {}
+        self._unlogged: Counter[str] = Counter()
         self._thread = threading.Thread(target=self._run, name=f"export-{sink.name}", daemon=True)
         self._thread.start()
 
+    def resume(self, on_disk: int) -> None:
+        """Send the ``on_disk`` spans an earlier process kept in the spool (before any submit)."""
+        if self.spool is None or on_disk <= 0:
+            return
+        with self._cond:
+            self._on_disk += on_disk
+            self._disk_from = 0
+            self._cond.notify_all()
+
+    # -- in -------------------------------------------------------------------------------
     def submit(self, record: SpanRecord) -> bool:
         """Queue one span without waiting; False (counted, logged) when it was dropped."""
-        with self._cond:
-            if self._closing:
-                reason = "shutdown"
-            elif len(self._items) >= self.max_queue:
-                reason = "queue_full"
-            else:
-                self._items.append(record)
-                depth = len(self._items)
-                if depth == 1 or depth >= self.max_batch:
-                    self._cond.notify_all()
-                reason = ""
-        if reason:
-            self.stats.dropped(self.sink.name, reason, 1)
-            self._log_drop(reason, record)
-            return False
+        root = record.kind == "run"
+        if self.spool is not None:
+            kept = self.spool.keep(record)
+            if kept is None:
+                return self._drop("state_full", 1)
+            with self._cond:
+                if self._on_disk == 0 and self._has_room(root):
+                    self._append(kept, root)
+                else:  # memory is full: it waits on disk, read back in order
+                    if self._on_disk == 0:
+                        self._disk_from = kept[1]
+                    self._on_disk += 1
+                depth = self._depth()
+        else:
+            with self._cond:
+                if self._closing:
+                    reason = "shutdown"
+                elif self._has_room(root):
+                    self._order += 1
+                    self._append((record, self._order, 0), root)
+                    reason = ""
+                else:
+                    reason = "queue_full"
+                depth = self._depth()
+            if reason:
+                return self._drop(reason, 1)
         self.stats.queue_depth(self.sink.name, depth)
         return True
 
-    def _batch_ready(self) -> bool:
-        return self._closing or self._flushing > 0 or len(self._items) >= self.max_batch
+    def _has_room(self, root: bool) -> bool:
+        return len(self._roots if root else self._children) < self.max_queue
 
-    def _log_drop(self, reason: str, record: SpanRecord) -> None:
-        """Log drops at most once per DROP_LOG_INTERVAL_S, with the count since the last line."""
-        self._drops_unlogged += 1
-        now = time.monotonic()
-        if now - self._last_drop_log < DROP_LOG_INTERVAL_S:
-            return
+    def _append(self, kept: Kept, root: bool) -> None:
+        (self._roots if root else self._children).append(kept)
+        queued = len(self._roots) + len(self._children)
+        if queued == 1 or queued >= self.max_batch:
+            self._cond.notify_all()
+
+    def _depth(self) -> int:
+        return len(self._roots) + len(self._children) + self._on_disk + self._inflight
+
+    # -- out ------------------------------------------------------------------------------
+    def _batch_ready(self) -> bool:
+        queued = len(self._roots) + len(self._children)
+        return self._closing or self._flushing > 0 or queued >= self.max_batch
+
+    def _refill(self) -> None:
+        """Read spans waiting on disk back into memory (worker thread, lock not held)."""
+        assert self.spool is not None
+        with self._cond:
+            room = self.max_queue - len(self._children)
+            if not self._on_disk or room < self.max_queue // 2:
+                return
+            start = self._disk_from
+        kept, next_seq, consumed = self.spool.read(start, min(room, 4 * self.max_batch))
+        with self._cond:
+            for item in kept:
+                self._append(item, item[0].kind == "run")
+            self._disk_from = next_seq
+            self._on_disk = 0 if not consumed else max(0, self._on_disk - consumed)
+
+    def _take(self) -> list[Kept] | None:
+        """The next batch; ``None`` when the worker should stop."""
+        if self.spool is not None:
+            self._refill()
+        with self._cond:
+            self._cond.wait_for(
+                lambda: self._roots or self._children or self._on_disk or self._closing,
+                timeout=self.delay_s,
+            )
+            if self._roots or self._children:
+                self._cond.wait_for(self._batch_ready, timeout=self.delay_s)
+            if self._abandoned or (self._closing and time.monotonic() >= self._deadline):
+                return None
+            batch = self._pop_batch()
+            if not batch and self._closing and not self._on_disk:
+                return None
+            self._inflight = len(batch)
+            self._busy = bool(batch)
+            return batch
+
+    def _pop_batch(self) -> list[Kept]:
+        """Up to ``max_batch`` spans in the order they were finished (lock held)."""
+        roots, children = self._roots, self._children
+        batch: list[Kept] = []
+        while len(batch) < self.max_batch and (roots or children):
+            if not roots or (children and children[0][1] < roots[0][1]):
+                batch.append(children.popleft())
+            else:
+                batch.append(roots.popleft())
+        return batch
+
+    def _run(self) -> None:
+        try:
+            while (batch := self._take()) is not None:
+                if batch:
+                    self.stats.queue_depth(self.sink.name, self._depth() - len(batch))
+                    self._deliver(batch)
+                with self._cond:
+                    self._busy = False
+                    self._inflight = 0
+                    self._cond.notify_all()
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+    def _deliver(self, batch: list[Kept]) -> None:
+        """Export a batch, retrying until it is delivered, refused for good, or time is up."""
+        pending = batch
+        delays: Iterator[float] | None = None
+        attempts = 0
+        while pending:
+            try:
+                self.sink.export([item[0] for item in pending])
+            except ExportRejected as exc:
+                self._delivered(pending[: exc.delivered])
+                refused = pending[exc.delivered :]
+                self._forget(refused)
+                self._drop("rejected", len(refused), str(exc))
+                return
+            except Exception as exc:  # ExportError, or a sink's bug: both retried
+                done = exc.delivered if isinstance(exc, ExportError) else 0
+                self._delivered(pending[:done])
+                pending = pending[done:]
+                attempts += 1
+                self.retries += 1
+                self.stats.failed(self.sink.name, len(pending))
+                self._log_failure(exc, len(pending), attempts)
+                delays = delays or backoff(self.retry_initial_s, self.retry_max_s)
+                if not self._wait_retry(next(delays)):
+                    self._put_back(pending)
+                    return
+            else:
+                self._delivered(pending)
+                if attempts:
+                    log.info(
+                        "span export recovered",
+                        extra={"exporter": self.sink.name, "attempts": attempts + 1},
+                    )
+                return
+
+    def _wait_retry(self, seconds: float) -> bool:
+        """Wait before a retry; False when the shutdown deadline has passed."""
+        with self._cond:
+            until = min(time.monotonic() + seconds, self._deadline)
+            while not self._abandoned and (remaining := until - time.monotonic()) > 0:
+                self._cond.wait(remaining)
+            return not self._abandoned and time.monotonic() < self._deadline
+
+    def _put_back(self, pending: list[Kept]) -> None:
+        with self._cond:
+            for item in reversed(pending):
+                (self._roots if item[0].kind == "run" else self._children).appendleft(item)
+
+    def _delivered(self, items: list[Kept]) -> None:
+        if items:
+            self._forget(items)
+            self.stats.exported(self.sink.name, len(items))
+
+    def _forget(self, items: list[Kept]) -> None:
+        if self.spool is not None:
+            self.spool.delivered([(seq, size) for _, seq, size in items])
+
+    # -- telling people -------------------------------------------------------------------
+    def _drop(self, reason: str, count: int, detail: str = "") -> bool:
+        """Count and (at most every LOG_INTERVAL_S, with totals) log dropped spans."""
+        if count <= 0:
+            return False
+        self.stats.dropped(self.sink.name, reason, count)
+        with self._cond:
+            self.dropped[reason] += count
+            self._unlogged[reason] += count
+            now = time.monotonic()
+            if now - self._last_log.get(reason, float("-inf")) < LOG_INTERVAL_S:
+                return False
+            self._last_log[reason], since = now, self._unlogged.pop(reason)
+            total = self.dropped[reason]
         log.warning(
             "spans dropped",
             extra={
                 "exporter": self.sink.name,
                 "reason": reason,
-                "count": self._drops_unlogged,
-                "last_span": record.name,
+                "count": since,
+                "total": total,
+                **({"error": detail} if detail else {}),
             },
         )
-        self._last_drop_log, self._drops_unlogged = now, 0
+        return False
 
-    def _take(self) -> list[SpanRecord]:
-        """Wait for a first span, then up to ``delay_s`` for a full batch (or flush, close)."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._items or self._closing, timeout=self.delay_s)
-            if self._items:
-                self._cond.wait_for(self._batch_ready, timeout=self.delay_s)
-            batch = [self._items.popleft() for _ in range(min(self.max_batch, len(self._items)))]
-            self._busy = bool(batch)
-            return batch
+    def _log_failure(self, exc: Exception, spans: int, attempts: int) -> None:
+        now = time.monotonic()
+        if attempts > 1 and now - self._last_log.get("failed", float("-inf")) < LOG_INTERVAL_S:
+            return
+        self._last_log["failed"] = now
+        log.error(
+            "span export failed; retrying",
+            extra={
+                "exporter": self.sink.name,
+                "spans": spans,
+                "attempts": attempts,
+                "waiting": self._depth(),
+                "error": str(exc),
+            },
+        )
 
-    def _run(self) -> None:
-        while True:
-            batch = self._take()
-            if batch:
-                self._deliver(batch)
-            with self._cond:
-                self._busy = False
-                self._cond.notify_all()
-                if self._closing and not self._items:
-                    return
-
-    def _deliver(self, batch: Sequence[SpanRecord]) -> None:
-        self.stats.queue_depth(self.sink.name, len(self._items))
-        try:
-            self.sink.export(batch)
-        except Exception as exc:  # a sink's failure must never reach the pipeline
-            self.stats.failed(self.sink.name, len(batch))
-            log.error(
-                "span export failed",
-                extra={"exporter": self.sink.name, "spans": len(batch), "error": str(exc)},
-            )
-        else:
-            self.stats.exported(self.sink.name, len(batch))
-
+    # -- waiting and stopping -------------------------------------------------------------
     def flush(self, timeout_s: float = 30.0) -> bool:
-        """Wait until every queued span has been handed to the sink; False on timeout."""
+        """Wait until every queued span has been delivered (or dropped); False on timeout."""
         deadline = time.monotonic() + timeout_s
         with self._cond:
             self._flushing += 1
             try:
                 self._cond.notify_all()
-                while self._items or self._busy:
+                while self._roots or self._children or self._on_disk or self._busy:
                     remaining = deadline - time.monotonic()
-                    if remaining <= 0:
+                    if remaining <= 0 or not self._thread.is_alive():
                         return False
                     self._cond.wait(min(remaining, 0.05))
             finally:
                 self._flushing -= 1
         return True
 
-    def close(self, timeout_s: float = 30.0) -> None:
-        """Deliver what is queued, stop the worker and shut the sink down."""
+    def begin_close(self, deadline: float) -> None:
+        """Stop taking spans; deliver what is queued until ``deadline`` (time.monotonic)."""
         with self._cond:
             self._closing = True
+            self._deadline = deadline
             self._cond.notify_all()
-        self._thread.join(timeout_s)
+
+    def finish_close(self) -> int:
+        """Wait for the worker (until the deadline), shut the sink; spans left undelivered.
+
+        Left spans stay in the state directory when there is one; else they are dropped
+        (``shutdown_timeout``), counted and logged.
+        """
         if self._thread.is_alive():
-            with self._cond:
-                left = len(self._items)
-                self._items.clear()
-            self.stats.dropped(self.sink.name, "shutdown_timeout", left)
-            log.error("export queue did not drain", extra={"exporter": self.sink.name})
+            self._thread.join(max(0.0, self._deadline - time.monotonic()))
+        with self._cond:
+            self._abandoned = True
+            self._cond.notify_all()
+        self._shutdown_sink()  # also cuts an export stuck on a silent receiver
+        if self._thread.is_alive():
+            self._thread.join(1.0)
+        with self._cond:
+            left = self._depth() if self._thread.is_alive() else self._depth() - self._inflight
+            self._roots.clear()
+            self._children.clear()
+        if left and self.spool is None:
+            self._drop("shutdown_timeout", left)
+            log.error(
+                "export queue did not drain before the deadline; spans lost",
+                extra={"exporter": self.sink.name, "count": left},
+            )
+        elif left:
+            log.warning(
+                "export queue did not drain before the deadline; spans kept in state_dir "
+                "for the next start",
+                extra={"exporter": self.sink.name, "count": left},
+            )
+        return left
+
+    def close(self, timeout_s: float = 30.0) -> int:
+        """Deliver what is queued (for up to ``timeout_s``), stop the worker, shut the sink."""
+        self.begin_close(time.monotonic() + timeout_s)
+        return self.finish_close()
+
+    def _shutdown_sink(self) -> None:
         try:
             self.sink.shutdown()
         except Exception as exc:  # a sink's failure must never reach the pipeline

@@ -9,6 +9,7 @@ output. A listener's bug never stops export or metrics.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 
 from otel_bridge.core.ids import root_span_id
@@ -62,10 +63,12 @@ class Router:
         """Wait for every export queue to hand its spans over."""
         return all(queue.flush(timeout_s) for queue in self.queues)
 
-    def close(self, timeout_s: float = 30.0) -> None:
-        """Drain and stop every export queue."""
+    def close(self, timeout_s: float = 30.0) -> int:
+        """Drain and stop every export queue, all within ``timeout_s``; spans left undelivered."""
+        deadline = time.monotonic() + timeout_s
         for queue in self.queues:
-            queue.close(timeout_s)
+            queue.begin_close(deadline)
+        return sum(queue.finish_close() for queue in self.queues)
 
     def _log(self, output: Output) -> None:
         if isinstance(output, EventDropped) and not log.isEnabledFor(logging.DEBUG):

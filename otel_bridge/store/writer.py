@@ -1,0 +1,204 @@
+"""The one thread that writes the state database, in batches.
+
+Callers (the event loop, the export workers) only hand changes over, coalesced in memory: a
+run changed fifty times between two commits is written once, a span acknowledged before its
+row was committed is never written at all. The thread commits every ``interval_s`` (or at
+once on :meth:`StateWriter.poke`), so a SIGKILL loses at most the changes of the last
+interval. The disk budget is kept here: span records past it are refused (the caller counts
+and logs the drop); task spans are refused at 90% of the budget, so a run's root span still
+finds room after its children were turned away.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+
+from otel_bridge.store.database import Changes, RunKey, StateDatabase
+
+log = logging.getLogger(__name__)
+CHILD_SHARE = 0.9  # of the budget that task spans may fill; the rest is kept for roots
+
+
+class StateWriter:
+    """Coalesces state changes and commits them from one thread."""
+
+    def __init__(
+        self,
+        database: StateDatabase,
+        *,
+        interval_s: float = 0.2,
+        max_bytes: int = 256 * 1024 * 1024,
+        stored_bytes: int = 0,
+        on_commit: Callable[[int, float], None] | None = None,
+    ) -> None:
+        self.database = database
+        self.interval_s = interval_s
+        self.max_bytes = max_bytes
+        self.commits = 0
+        self.failures = 0
+        self._on_commit = on_commit
+        self._pending = Changes()
+        self._pending_spans: dict[tuple[str, int], int] = {}  # (exporter, seq) -> index
+        self._bytes = stored_bytes  # span and run bytes stored or about to be
+        self._run_sizes: dict[RunKey, int] = {}
+        self._cond = threading.Condition()
+        self._poked = False
+        self._closing = False
+        self._writing = False
+        self._thread = threading.Thread(target=self._run, name="state-writer", daemon=True)
+        self._thread.start()
+
+    # -- handing changes over (any thread) ------------------------------------------------
+    @property
+    def stored_bytes(self) -> int:
+        """Bytes of span records and run snapshots in the database or about to be."""
+        return self._bytes
+
+    @property
+    def unsaved(self) -> int:
+        """Changes handed over and not yet committed."""
+        with self._cond:
+            return len(self._pending) + (1 if self._writing else 0)
+
+    def put_run(self, key: RunKey, doc: bytes | None) -> None:
+        """An open run's snapshot (``None``: forget it, it ended without a record)."""
+        with self._cond:
+            self._bytes += (len(doc) if doc else 0) - self._run_sizes.pop(key, 0)
+            if doc is not None:
+                self._run_sizes[key] = len(doc)
+            self._pending.runs[key] = doc
+
+    def close_run(self, key: RunKey, trace_id: int) -> None:
+        """A run ended: drop its snapshot, remember it as ended."""
+        with self._cond:
+            self._bytes -= self._run_sizes.pop(key, 0)
+            self._pending.runs[key] = None
+            self._pending.closed.append((*key, trace_id))
+
+    def put_subscription(self, key: RunKey, parent: str | None) -> None:
+        """A followed run (with its traceparent, or "") or ``None``: no longer followed."""
+        with self._cond:
+            self._pending.subscriptions[key] = parent
+
+    def add_span(self, exporter: str, seq: int, root: bool, record: bytes) -> bool:
+        """Keep an undelivered span; False when the disk budget has no room for it."""
+        size = len(record)
+        limit = self.max_bytes if root else self.max_bytes * CHILD_SHARE
+        with self._cond:
+            if self._bytes + size > limit:
+                return False
+            self._bytes += size
+            self._pending_spans[(exporter, seq)] = len(self._pending.spans)
+            self._pending.spans.append((exporter, seq, root, record))
+        return True
+
+    def ack_spans(self, exporter: str, seqs: list[tuple[int, int]]) -> None:
+        """Spans delivered (``(seq, size)`` pairs): delete them, or never write them."""
+        with self._cond:
+            spans = self._pending.spans
+            for seq, size in seqs:
+                self._bytes -= size
+                index = self._pending_spans.pop((exporter, seq), None)
+                if index is None:
+                    self._pending.acks.append((exporter, seq))
+                else:
+                    spans[index] = (exporter, -1, False, b"")  # a hole; skipped on commit
+
+    def poke(self) -> None:
+        """Commit now rather than at the next interval."""
+        with self._cond:
+            self._poked = True
+            self._cond.notify_all()
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Commit everything handed over so far; False if that took longer than the timeout."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            self._poked = True
+            self._cond.notify_all()
+            while len(self._pending) or self._writing:
+                if not self._thread.is_alive():
+                    return False
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(min(remaining, 0.05))
+        return True
+
+    def close(self, timeout_s: float = 10.0) -> bool:
+        """Commit what is left, stop the thread, close the database; False if it timed out."""
+        done = self.flush(timeout_s)
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join(timeout_s)
+        if done and not self._thread.is_alive():
+            try:
+                self.database.checkpoint()
+                self.database.close()
+            except sqlite3.Error as exc:
+                log.error("state database did not close cleanly", extra={"error": str(exc)})
+        return done
+
+    # -- the thread ----------------------------------------------------------------------
+    def _take(self) -> Changes | None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._poked or self._closing, timeout=self.interval_s)
+            self._poked = False
+            if not len(self._pending):
+                return None if self._closing else Changes()
+            changes, self._pending = self._pending, Changes()
+            self._pending_spans = {}
+            changes.spans = [row for row in changes.spans if row[1] >= 0]
+            self._writing = bool(len(changes))
+            self._cond.notify_all()
+        return changes
+
+    def _run(self) -> None:
+        while True:
+            changes = self._take()
+            if changes is None:
+                return
+            if not len(changes):
+                continue
+            started = time.perf_counter()
+            failed = False
+            try:
+                self.database.apply(changes)
+            except sqlite3.Error as exc:
+                # Kept in memory and tried again: a full disk may free up.
+                self.failures += 1
+                failed = True
+                log.error("state not saved; will retry", extra={"error": str(exc)})
+                self._restore(changes)
+            else:
+                self.commits += 1
+                if self._on_commit is not None:
+                    self._on_commit(len(changes), time.perf_counter() - started)
+            finally:
+                with self._cond:
+                    self._writing = False
+                    self._cond.notify_all()
+            if failed and not self._closing:
+                time.sleep(min(self.interval_s * 5, 1.0))
+
+    def _restore(self, changes: Changes) -> None:
+        """Put a failed batch back in front of what arrived since (newer values win)."""
+        with self._cond:
+            newer = self._pending
+            changes.runs.update(newer.runs)
+            changes.closed.extend(newer.closed)
+            changes.subscriptions.update(newer.subscriptions)
+            acked = set(newer.acks)
+            changes.spans = [
+                row for row in [*changes.spans, *newer.spans] if (row[0], row[1]) not in acked
+            ]
+            changes.acks.extend(newer.acks)  # deleting a row never written is harmless
+            self._pending = changes
+            self._pending_spans = {
+                (e, s): i for i, (e, s, _, _) in enumerate(changes.spans) if s >= 0
+            }
