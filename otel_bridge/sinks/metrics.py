@@ -55,7 +55,7 @@ TASK_RESULTS = (Result.SUCCESS.value, Result.FAILURE.value, Result.CANCELLATION.
 REJECT_REASONS = tuple(r.value for r in RejectReason)
 NOISE_REASONS = tuple(r.value for r in NoiseReason)
 DROP_REASONS = tuple(r.value for r in DropReason)
-SPAN_DROP_REASONS = ("queue_full", "shutdown", "shutdown_timeout")
+SPAN_DROP_REASONS = ("queue_full", "state_full", "rejected", "shutdown", "shutdown_timeout")
 GUARDED_LABELS = ("flow_name", "task_name", "error_type")
 MAX_ERROR_TYPES = 100
 MAX_ERROR_TYPE_LENGTH = 100
@@ -179,7 +179,7 @@ class Metrics:
         )
         self.spans_failed = Counter(
             "otel_bridge_spans_failed",
-            "Spans an exporter failed to deliver, by exporter.",
+            "Spans in export attempts that failed, by exporter (retried: not a loss).",
             ["exporter"],
             registry=r,
         )
