@@ -140,7 +140,7 @@ class Bridge:
     async def start(self) -> None:
         """Restore the saved state (if any), start the watchdog, resubscribe saved runs."""
         if self.keeper is not None:
-            self.router.emit(self.keeper.restore(self.engine))
+            self.router.emit(self.keeper.restore(self.engine, time.time_ns()))
             for queue in self.queues:
                 queue.resume(self.keeper.saved_spans(queue.sink.name))
             self.keeper.start(self.engine)

@@ -46,7 +46,12 @@ class Profiling:
 
 
 def launch_bridge(
-    kids: Children, upstream_url: str, otlp_port: int, cpu: int, profiling: Profiling | None
+    kids: Children,
+    upstream_url: str,
+    otlp_port: int,
+    cpu: int,
+    profiling: Profiling | None,
+    state_dir: Path | None = None,
 ) -> UnderTest:
     """``otel-bridge serve`` with default settings: the one place its URLs and env are set.
 
@@ -66,6 +71,7 @@ def launch_bridge(
         "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
         "OTEL_EXPORTER_OTLP_INSECURE": "true",
         "OTEL_SERVICE_NAME": "otel-bridge-bench",
+        **({"OTEL_BRIDGE_STATE_DIR": str(state_dir)} if state_dir else {}),
     }
     argv = [str(BIN / "otel-bridge"), "serve"]
     if profiling is not None:
@@ -157,7 +163,11 @@ def rig(
         wait_for(lambda: receiver.probe("/status") == 200, 30, "the receiver's status")
         wait_for(lambda: source.probe("/status") == 200, 30, "the source's status")
         upstream = f"ws://127.0.0.1:{src_port}"
-        put = LAUNCH[pipeline](kids, upstream, rx_ports["grpc"], CPU_TEST, profiling)
+        if pipeline == "bridge+state":  # the bridge with a state_dir (SQLite writes measured)
+            state = logs / "state"
+            put = launch_bridge(kids, upstream, rx_ports["grpc"], CPU_TEST, profiling, state)
+        else:
+            put = LAUNCH[pipeline](kids, upstream, rx_ports["grpc"], CPU_TEST, profiling)
         try:
             yield put, source, receiver, kids
         finally:

@@ -101,6 +101,9 @@ def progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+TAGS = {"bridge": "b", "bridge+state": "d", "stock": "s"}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Arguments, with --quick applied."""
     parser = argparse.ArgumentParser(
@@ -112,6 +115,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reps", type=int, default=3, help="repetitions")
     parser.add_argument("--idle", type=int, default=1000, help="idle subscriptions (0: skip)")
     parser.add_argument("--only", choices=("both", "bridge", "stock"), default="both")
+    parser.add_argument(
+        "--state",
+        action="store_true",
+        help="also measure the bridge with a state_dir (pipeline bridge+state: SQLite writes)",
+    )
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: 40x20, 1 rep, 2,000/s, 200 idle"
     )
@@ -151,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, {CPU_PEERS})
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop, clean up, report
     pipelines = ["bridge", "stock"] if args.only == "both" else [args.only]
+    if args.state:
+        pipelines.insert(1 if pipelines[0] == "bridge" else 0, "bridge+state")
     logs = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
     results = Results(setup_info(args, pin))
     failed = False
@@ -159,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         for rep in range(1, args.reps + 1):
             for pipeline in pipelines:
                 for rate in [0, *args.rates]:
-                    tag = f"{pipeline[0]}{rep}{'b' if not rate else f'p{rate}'}"
+                    tag = f"{TAGS[pipeline]}{rep}{'b' if not rate else f'p{rate}'}"
                     started, current = time.monotonic(), logs / tag
                     flow = measure_flow(pipeline, args, rate, tag, current, pin)
                     results.flows.append(flow)
@@ -173,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                     if flow.threads:
                         progress(f"  CPU µs per event by thread: {by_thread(flow)}")
                 if args.idle:
-                    tag = f"{pipeline[0]}{rep}i"
+                    tag = f"{TAGS[pipeline]}{rep}i"
                     current = logs / tag
                     kib = measure_idle(pipeline, args.idle, tag, current, pin)
                     results.idle.setdefault(pipeline, []).append(kib)

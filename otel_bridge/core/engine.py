@@ -303,14 +303,18 @@ class Engine:
         """A snapshot document from saved ``snapshot_run`` items and ``[flow, run, trace]``."""
         return snapshots.document(runs, closed)
 
-    def restore(self, state: Any) -> list[Output]:
+    def restore(self, state: Any, *, now_ns: int | None = None) -> list[Output]:
         """Reopen the runs of a :meth:`snapshot`; one ``RunOpened(resumed=True)`` each.
 
+        With ``now_ns`` (a bridge restarting), the restored runs' inactivity clocks start
+        again from then: the time nobody was listening is not the run's silence.
         Raise :class:`~otel_bridge.core.errors.StateError` for a document that cannot be
         used (nothing is restored then).
         """
         out: list[Output] = []
         for flow_name, run_name in snapshots.restore(self._tracker, state):
+            if now_ns is not None:
+                self._tracker.runs[(flow_name, run_name)].last_activity_ns = now_ns
             trace_id = self._tracker.trace_id_of(flow_name, run_name)
             out.append(RunOpened(flow_name, run_name, trace_id, resumed=True))
         return out

@@ -125,7 +125,7 @@ class StateKeeper:
                 )
                 self.database.drop_exporter(exporter)
 
-    def restore(self, engine: Engine) -> list[Output]:
+    def restore(self, engine: Engine, now_ns: int) -> list[Output]:
         """Reopen the saved runs in the engine; their ``RunOpened(resumed=True)`` outputs."""
         try:
             runs = [orjson.loads(doc) for doc in self.saved.runs]
@@ -133,7 +133,7 @@ class StateKeeper:
             raise StateError(f"state_dir {self.directory}: a saved run is damaged ({exc})") from exc
         closed = [list(item) for item in self.saved.closed]
         try:
-            outputs = engine.restore(engine.snapshot_of(runs, closed))
+            outputs = engine.restore(engine.snapshot_of(runs, closed), now_ns=now_ns)
         except StateError as exc:
             raise StateError(f"state_dir {self.directory}: {exc}") from exc
         if outputs:
