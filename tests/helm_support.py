@@ -34,6 +34,7 @@ CHART_DEFAULT_DIFFERS = {
     "listen_host": "0.0.0.0",  # a pod is probed and scraped on its own address
     "log_format": "json",  # what log collectors parse
     "control_host": None,  # chosen by mode: 0.0.0.0 standalone, 127.0.0.1 sidecar
+    "state_dir": "/var/lib/otel-bridge/state",  # on the state volume (emptyDir or a claim)
 }
 
 
@@ -105,10 +106,11 @@ def build_app_chart(root: Path) -> Path:
     return work
 
 
-def render_app_chart(work: Path) -> Rendered:
-    """The example app chart (from build_app_chart) rendered."""
+def render_app_chart(work: Path, *args: str) -> Rendered:
+    """The example app chart (from build_app_chart) rendered, with more helm arguments."""
     text = helm(
         "template", "shop", str(work), "--namespace", "shop", "--kube-version", KUBE_VERSION,
+        *args,
     ).stdout  # fmt: skip
     return parse("app-with-sidecar", text)
 
@@ -138,9 +140,12 @@ def chart_fixtures() -> tuple[Any, Any, Any]:
 
 
 def bridge_container(rendered: Rendered) -> dict[str, Any]:
-    """The otel-bridge container of the one rendered Deployment."""
+    """The otel-bridge container of the one rendered Deployment (a native sidecar or not)."""
     spec = rendered.one("Deployment")["spec"]["template"]["spec"]
-    return next(c for c in spec["containers"] if c["name"] == "otel-bridge")
+    listed = [*spec.get("initContainers", []), *spec["containers"]]
+    found: list[dict[str, Any]] = [c for c in listed if c["name"] == "otel-bridge"]
+    assert len(found) == 1, f"{rendered.name}: {len(found)} otel-bridge containers"
+    return found[0]
 
 
 def pod_spec_of(rendered: Rendered) -> dict[str, Any]:

@@ -90,6 +90,10 @@ def test_scenarios_render_the_objects_of_their_mode(scenarios: dict[str, Rendere
         "Deployment", "NetworkPolicy", "PodDisruptionBudget", "Service", "ServiceAccount",
     ]  # fmt: skip
     assert kinds["sidecar"] == ["ConfigMap", "ConfigMap", "PodMonitor", "PrometheusRule"]
+    assert kinds["standalone-persistence"] == [
+        "Deployment", "NetworkPolicy", "PersistentVolumeClaim", "PodDisruptionBudget",
+        "Service", "ServiceAccount",
+    ]  # fmt: skip
     assert kinds["standalone-full"] == [
         "ConfigMap", "ConfigMap", "Deployment", "Ingress", "NetworkPolicy",
         "PodDisruptionBudget", "PrometheusRule", "Service", "ServiceAccount", "ServiceMonitor",
@@ -102,12 +106,13 @@ def test_scenarios_render_the_objects_of_their_mode(scenarios: dict[str, Rendere
 
 
 def test_sidecar_template_adds_the_bridge_to_an_app_pod(app_chart: Rendered) -> None:
-    """An app chart including the named templates gets the container and volumes, no workload."""
+    """An app chart including the named templates gets the native sidecar and volumes only."""
     assert sorted(o["kind"] for o in app_chart.objects) == [
         "ConfigMap", "ConfigMap", "Deployment", "NetworkPolicy", "PodMonitor", "PrometheusRule",
     ]  # fmt: skip
     spec = app_chart.one("Deployment")["spec"]["template"]["spec"]
-    assert [c["name"] for c in spec["containers"]] == ["app", "otel-bridge"]
+    assert [c["name"] for c in spec["initContainers"]] == ["otel-bridge"]
+    assert [c["name"] for c in spec["containers"]] == ["app"]
     assert {v["name"] for v in spec["volumes"]} == {"otel-bridge-tmp", "otel-bridge-state"}
     env = {e["name"]: e for e in bridge_container(app_chart)["env"]}
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"].endswith(":4317")
@@ -136,6 +141,12 @@ def test_sidecar_mode_refuses_a_service_monitor() -> None:
         ("otlp.tls.secretName=x", "'secretName' not allowed"),  # existingSecret
         ("prometheusRule.disabledRules=OtelBridgeAbsent", "/prometheusRule/disabledRules"),
         ("dashboards.namespace=Monitoring", "/dashboards/namespace"),  # not a namespace name
+        ("sidecar.natve=false", "'natve' not allowed"),  # native
+        ("persistence.storageClassName=x", "'storageClassName' not allowed"),  # storageClass
+        ("persistence.size=lots", "/persistence/size"),  # a quantity
+        ("persistence.accessModes={ReadWriteSometimes}", "/persistence/accessModes"),
+        ("stateSizeLimit=1GB", "/stateSizeLimit"),  # 1G or 1Gi
+        ("config.state_max_bytes=1000", "/config/state_max_bytes"),  # 1 MiB at least
     ],
 )
 def test_schema_rejects_misspelled_or_bad_values(setting: str, culprit: str) -> None:
@@ -201,11 +212,13 @@ def test_checkov_finds_no_failed_checks(manifests_dir: Path, tmp_path: Path) -> 
 # ---- the workload, the chart's metadata and docs -------------------------------------
 
 
-@pytest.mark.parametrize("scenario", ["default", "standalone-full", "app-with-sidecar"])
+@pytest.mark.parametrize(
+    "scenario", ["default", "standalone-full", "standalone-persistence", "app-with-sidecar"]
+)
 def test_bridge_container_is_hardened_and_probed(
     scenario: str, scenarios: dict[str, Rendered], app_chart: Rendered
 ) -> None:
-    """Non-root, read-only root, no capabilities, seccomp, limits, health and ready probes."""
+    """Non-root, read-only root, no capabilities, seccomp, limits, startup/health/ready probes."""
     rendered = app_chart if scenario == "app-with-sidecar" else scenarios[scenario]
     container = bridge_container(rendered)
     ctx = container["securityContext"]
@@ -214,6 +227,7 @@ def test_bridge_container_is_hardened_and_probed(
     assert ctx["allowPrivilegeEscalation"] is False
     assert ctx["capabilities"]["drop"] == ["ALL"]
     assert ctx["seccompProfile"]["type"] == "RuntimeDefault"
+    assert container["startupProbe"]["httpGet"] == {"path": "/readyz", "port": "bridge-metrics"}
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert set(container["resources"]["limits"]) == {"cpu", "memory"}
@@ -351,7 +365,18 @@ def test_notes_say_what_to_do_next(tmp_path: Path) -> None:
     assert "3 replicas" in full
     assert "from the Secret otel-bridge-otlp-client" in full
     assert "Left out: LaoFlowDurationP95High" in full and "in namespace monitoring" in full
+    assert "on an emptyDir" in notes and "persistence.enabled=true" in notes
+    kept = render_notes(tmp_path / "kept", "--values", str(values_file("standalone-persistence")))
+    assert "on the PersistentVolumeClaim otel-bridge-state" in kept
     sidecar = render_notes(tmp_path / "sidecar", "--values", str(values_file("sidecar")))
-    assert 'include "otel-bridge.sidecar.container"' in sidecar
+    assert 'initContainers:\n       {{- include "otel-bridge.sidecar.initContainer"' in sidecar
+    assert 'include "otel-bridge.sidecar.terminationGracePeriodSeconds"' in sidecar
+    assert "native sidecar" in sidecar and "sidecar.native=false" in sidecar
     assert "http://127.0.0.1:9465/v1/runs" in sidecar
     assert "only the pod's own containers reach it" in sidecar
+    assert "persistence.enabled" not in sidecar  # standalone only
+    plain = render_notes(
+        tmp_path / "plain", "--values", str(values_file("sidecar")), "--set", "sidecar.native=false"
+    )
+    assert 'containers:\n       {{- include "otel-bridge.sidecar.container"' in plain
+    assert "initContainer" not in plain

@@ -1,7 +1,8 @@
 """The chart's values as the objects carry them: environment, files, listeners, rules.
 
-The bridge's environment and secrets, the OTLP TLS files, the two listeners, the alert
-rules and the dashboards.
+The bridge's environment and secrets, the OTLP TLS files, the two listeners, the sidecar's
+two forms (native or plain), the state volume and the shutdown deadlines, the alert rules
+and the dashboards.
 
 Renders the ci/ scenarios and helm/examples/app-with-sidecar with the pinned helm
 (helm_support.py); promtool is Debian's. Locally a missing tool skips the test; with
@@ -25,10 +26,13 @@ from helm_support import (
     REPO,
     Rendered,
     bridge_container,
+    build_app_chart,
     chart_fixtures,
     helm,
+    parse,
     pod_spec_of,
     render,
+    render_app_chart,
     resolve_env,
     values_of,
 )
@@ -368,3 +372,249 @@ def test_sidecar_keeps_the_control_listener_on_loopback(
     assert {"name": "OTEL_BRIDGE_URL", "value": "http://127.0.0.1:9465"} in app["env"]
     monitor = scenarios["sidecar"].one("PodMonitor")["spec"]["podMetricsEndpoints"]
     assert [e["port"] for e in monitor] == ["bridge-metrics"]
+
+
+# ---- the sidecar's two forms, startup and shutdown ---------------------------------------
+
+# The pod of a chart written for one form of the sidecar: BRIDGE is where it puts the bridge.
+ONE_FORM_POD = """{{- $bridge := index .Subcharts "otel-bridge" }}
+apiVersion: v1
+kind: Pod
+metadata:
+  name: written-for-one-form
+spec:
+  containers:
+    - name: app
+      image: app:1
+BRIDGE
+  volumes:
+    {{- include "otel-bridge.sidecar.volumes" $bridge | nindent 4 }}
+"""
+PLAIN_BRIDGE = '    {{- include "otel-bridge.sidecar.container" $bridge | nindent 4 }}'
+NATIVE_BRIDGE = (
+    '  initContainers:\n    {{- include "otel-bridge.sidecar.initContainer" $bridge | nindent 4 }}'
+)
+
+
+def failure(*args: str) -> str:
+    """The error of a `helm template` that must fail."""
+    result = helm("template", *args, check=False)
+    assert result.returncode != 0, result.stdout[-2000:]
+    return result.stderr
+
+
+def standalone_failure(*settings: str) -> str:
+    """The error of rendering standalone mode (with its token Secret) with these --set values."""
+    sets = ["secrets.controlToken.existingSecret=t", *settings]
+    return failure("x", str(CHART), *[arg for s in sets for arg in ("--set", s)])
+
+
+def test_native_sidecar_is_an_init_container_ready_before_the_app(app_chart: Rendered) -> None:
+    """By default the bridge is an init container with restartPolicy Always and a startup probe."""
+    spec = pod_spec_of(app_chart)
+    (bridge,) = spec["initContainers"]
+    assert bridge["name"] == "otel-bridge" and bridge["restartPolicy"] == "Always"
+    assert bridge["startupProbe"] == {
+        "httpGet": {"path": "/readyz", "port": "bridge-metrics"},
+        "periodSeconds": 1,
+        "timeoutSeconds": 1,
+        "failureThreshold": 60,
+    }
+    assert [c["name"] for c in spec["containers"]] == ["app"]
+    # The app's pod covers the app's shutdown, then the bridge's drain deadline and margin.
+    env = {e["name"]: e.get("value") for e in bridge["env"]}
+    assert env["OTEL_BRIDGE_SHUTDOWN_TIMEOUT_S"] == "20"
+    assert spec["terminationGracePeriodSeconds"] == 40
+
+
+def test_plain_sidecar_is_an_ordinary_container_when_native_is_off(app_chart_dir: Path) -> None:
+    """sidecar.native=false puts the bridge among the app's containers, without restartPolicy."""
+    rendered = render_app_chart(app_chart_dir, "--set", "otel-bridge.sidecar.native=false")
+    spec = pod_spec_of(rendered)
+    assert "initContainers" not in spec
+    assert [c["name"] for c in spec["containers"]] == ["app", "otel-bridge"]
+    bridge = bridge_container(rendered)
+    assert "restartPolicy" not in bridge
+    assert bridge["startupProbe"]["httpGet"]["path"] == "/readyz"
+    assert {v["name"] for v in spec["volumes"]} == {"otel-bridge-tmp", "otel-bridge-state"}
+
+
+def test_each_sidecar_template_refuses_the_other_form(tmp_path: Path) -> None:
+    """A chart written for one form fails with the other setting, saying what to change."""
+    work = build_app_chart(tmp_path)
+    pod = work / "templates" / "deployment.yaml"
+    pod.write_text(ONE_FORM_POD.replace("BRIDGE", PLAIN_BRIDGE))  # as before the native one
+    error = failure("shop", str(work))
+    assert '"otel-bridge.sidecar.initContainer"' in error and "sidecar.native false" in error
+    plain = render_app_chart(work, "--set", "otel-bridge.sidecar.native=false")
+    assert [c["name"] for c in plain.one("Pod")["spec"]["containers"]] == ["app", "otel-bridge"]
+    pod.write_text(ONE_FORM_POD.replace("BRIDGE", NATIVE_BRIDGE))
+    error = failure("shop", str(work), "--set", "otel-bridge.sidecar.native=false")
+    assert 'include "otel-bridge.sidecar.container" in the pod\'s containers' in error
+    native = render_app_chart(work)
+    assert native.one("Pod")["spec"]["initContainers"][0]["restartPolicy"] == "Always"
+
+
+def test_native_sidecar_needs_kubernetes_1_29(app_chart_dir: Path) -> None:
+    """Before 1.29 the native sidecar fails the render (naming the fix); the plain form renders."""
+    old = ["shop", str(app_chart_dir), "--kube-version", "1.28.9"]
+    error = failure(*old)
+    assert "needs Kubernetes 1.29 or later, and this is v1.28.9" in error
+    assert "set sidecar.native false" in error
+    helm("template", *old, "--set", "otel-bridge.sidecar.native=false")
+    helm("template", "shop", str(app_chart_dir), "--kube-version", "1.29.0")
+
+
+@pytest.mark.parametrize(
+    ("settings", "least"),
+    [
+        (["terminationGracePeriodSeconds=24"], 25),  # 20 s of drain + 5 s of margin
+        (["config.shutdown_timeout_s=40"], 45),  # a longer drain, the default 30 s grace
+    ],
+)
+def test_grace_period_must_cover_the_drain_deadline(
+    settings: list[str], least: int, app_chart_dir: Path
+) -> None:
+    """A grace period under shutdown_timeout_s + 5 s fails in both modes, naming the least one."""
+    standalone = standalone_failure(*settings)
+    sidecar = failure(
+        "shop",
+        str(app_chart_dir),
+        *[arg for s in settings for arg in ("--set", f"otel-bridge.{s}")],
+    )
+    for error in (standalone, sidecar):
+        assert "must exceed config.shutdown_timeout_s" in error
+        assert f"Set terminationGracePeriodSeconds to {least} or more" in error
+    enough = [*settings, f"terminationGracePeriodSeconds={least}"]
+    render("--set", "secrets.controlToken.existingSecret=t",
+           *[arg for s in enough for arg in ("--set", s)])  # fmt: skip
+
+
+def test_grace_period_check_takes_fractional_deadlines() -> None:
+    """shutdown_timeout_s 27.5 needs 33 s (rounded up); 32 fails, 33 renders."""
+    base = ["x", str(CHART), "--set", "secrets.controlToken.existingSecret=t",
+            "--set-json", "config.shutdown_timeout_s=27.5"]  # fmt: skip
+    assert "to 33 or more" in failure(*base, "--set", "terminationGracePeriodSeconds=32")
+    helm("template", *base, "--set", "terminationGracePeriodSeconds=33")
+
+
+# ---- the state volume ------------------------------------------------------------------
+
+STATE_MOUNT = "/var/lib/otel-bridge"
+
+
+def state_volume(rendered: Rendered) -> dict[str, Any]:
+    """The otel-bridge-state volume of the one rendered pod template, and its mount checked."""
+    mounts = {m["name"]: m["mountPath"] for m in bridge_container(rendered)["volumeMounts"]}
+    assert mounts["otel-bridge-state"] == STATE_MOUNT
+    volumes = pod_spec_of(rendered)["volumes"]
+    found: list[dict[str, Any]] = [v for v in volumes if v["name"] == "otel-bridge-state"]
+    assert len(found) == 1, rendered.name
+    return found[0]
+
+
+@pytest.mark.parametrize("scenario", ["default", "app-with-sidecar"])
+def test_state_dir_is_on_an_emptydir_by_default(
+    scenario: str, scenarios: dict[str, Rendered], app_chart: Rendered
+) -> None:
+    """OTEL_BRIDGE_STATE_DIR is set under the state volume, an emptyDir with a size limit."""
+    rendered = app_chart if scenario == "app-with-sidecar" else scenarios[scenario]
+    env = {e["name"]: e.get("value") for e in bridge_container(rendered)["env"]}
+    assert env["OTEL_BRIDGE_STATE_DIR"] == f"{STATE_MOUNT}/state"
+    assert env["OTEL_BRIDGE_STATE_MAX_BYTES"] == str(256 * 1024 * 1024)
+    assert env["OTEL_BRIDGE_STATE_FLUSH_INTERVAL_S"] == "0.2"
+    assert state_volume(rendered) == {
+        "name": "otel-bridge-state",
+        "emptyDir": {"sizeLimit": "512Mi"},
+    }
+    assert rendered.of_kind("PersistentVolumeClaim") == []
+    if scenario == "default":
+        assert "strategy" not in rendered.one("Deployment")["spec"]
+
+
+def test_state_size_limit_can_be_left_out() -> None:
+    """A null stateSizeLimit leaves the emptyDir unlimited (and the budget check out)."""
+    text = render(
+        "--set", "secrets.controlToken.existingSecret=t", "--set", "stateSizeLimit=null",
+        "--show-only", "templates/deployment.yaml",
+    )  # fmt: skip
+    assert state_volume(parse("no-limit", text)) == {"name": "otel-bridge-state", "emptyDir": {}}
+
+
+def test_persistence_puts_the_state_on_a_claim_for_one_recreated_replica(
+    scenarios: dict[str, Rendered],
+) -> None:
+    """persistence.enabled: a PVC as the state volume, one replica, the Recreate strategy."""
+    rendered = scenarios["standalone-persistence"]
+    claim = rendered.one("PersistentVolumeClaim")
+    assert claim["metadata"]["name"] == "otel-bridge-state"
+    assert claim["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert claim["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "storageClassName": "standard",
+        "resources": {"requests": {"storage": "2Gi"}},
+    }
+    assert state_volume(rendered)["persistentVolumeClaim"] == {"claimName": "otel-bridge-state"}
+    deployment = rendered.one("Deployment")["spec"]
+    assert deployment["replicas"] == 1 and deployment["strategy"] == {"type": "Recreate"}
+    assert deployment["template"]["spec"]["terminationGracePeriodSeconds"] == 50
+    env = {e["name"]: e.get("value") for e in bridge_container(rendered)["env"]}
+    assert env["OTEL_BRIDGE_SHUTDOWN_TIMEOUT_S"] == "40"
+    assert env["OTEL_BRIDGE_STATE_MAX_BYTES"] == str(1024**3)
+
+
+def test_persistence_with_an_existing_claim_creates_none() -> None:
+    """persistence.existingClaim mounts that claim and no claim is rendered."""
+    rendered = parse("existing", render(
+        "--set", "secrets.controlToken.existingSecret=t", "--set", "persistence.enabled=true",
+        "--set", "persistence.existingClaim=bridge-state",
+    ))  # fmt: skip
+    assert rendered.of_kind("PersistentVolumeClaim") == []
+    assert state_volume(rendered)["persistentVolumeClaim"] == {"claimName": "bridge-state"}
+
+
+PERSISTENT = "persistence.enabled=true"
+
+
+@pytest.mark.parametrize(
+    ("settings", "culprit"),
+    [
+        # Several bridges on one claim, a rolling update onto it, a claim for every app pod.
+        ([PERSISTENT, "replicaCount=2"], "use replicaCount 1"),
+        ([PERSISTENT, "strategy.type=RollingUpdate"], "needs strategy.type Recreate"),
+        ([PERSISTENT, "mode=sidecar"], "persistence.enabled is for standalone mode"),
+        # A volume under 1.25 x the disk budget: evicted (emptyDir) or full (claim).
+        ([PERSISTENT, "persistence.size=300Mi"], "persistence.size (300Mi) must be at least"),
+        (["stateSizeLimit=300Mi"], "stateSizeLimit (300Mi) must be at least 1.25 times"),
+        (["config.state_max_bytes=536870912"], "stateSizeLimit (512Mi) must be at least 1.25"),
+        # A state dir on the read-only root filesystem or the small /tmp.
+        (["config.state_dir=/data"], 'config.state_dir "/data" is not on a writable volume'),
+        (["config.state_dir=/tmp/state"], "use a directory under /var/lib/otel-bridge"),
+    ],
+)
+def test_state_that_would_fail_at_run_time_fails_the_render(
+    settings: list[str], culprit: str
+) -> None:
+    """A shared or small claim, a small emptyDir or a state dir on no writable volume fails."""
+    assert culprit in standalone_failure(*settings)
+
+
+def test_state_dir_elsewhere_needs_a_writable_mount_and_null_turns_it_off() -> None:
+    """A state dir on an extra writable mount renders; null leaves OTEL_BRIDGE_STATE_DIR unset."""
+    token = ["--set", "secrets.controlToken.existingSecret=t"]
+    show = ["--show-only", "templates/deployment.yaml"]
+    mounted = render(
+        *token, *show, "--set", "config.state_dir=/data/bridge",
+        "--set-json", 'extraVolumes=[{"name":"data","persistentVolumeClaim":{"claimName":"d"}}]',
+        "--set-json", 'extraVolumeMounts=[{"name":"data","mountPath":"/data"}]',
+    )  # fmt: skip
+    container = bridge_container(parse("mounted", mounted))
+    assert {"name": "OTEL_BRIDGE_STATE_DIR", "value": "/data/bridge"} in container["env"]
+    read_only = 'extraVolumeMounts=[{"name":"data","mountPath":"/data","readOnly":true}]'
+    assert "is not on a writable volume" in failure(
+        "x", str(CHART), *token, "--set", "config.state_dir=/data/bridge",
+        "--set-json", read_only,
+    )  # fmt: skip
+    off = render(*token, *show, "--set", "config.state_dir=null")
+    names = {e["name"] for e in bridge_container(parse("off", off))["env"]}
+    assert "OTEL_BRIDGE_STATE_DIR" not in names

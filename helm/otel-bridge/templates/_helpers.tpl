@@ -283,69 +283,208 @@ A variable referenced as $(NAME) is defined before its use, as Kubernetes requir
 {{- end -}}
 
 {{/*
-The bridge container, as one item of a pod's `containers` list. Used by the standalone
-Deployment and, through "otel-bridge.sidecar.container", by other charts' pods.
+Where the state volume (otel-bridge-state) is mounted: config.state_dir (the SQLite state)
+and config.traces_out go there.
 */}}
-{{- define "otel-bridge.container" -}}
+{{- define "otel-bridge.stateMount" -}}
+/var/lib/otel-bridge
+{{- end -}}
+
+{{/*
+Seconds the pod's grace period must leave after config.shutdown_timeout_s: the bridge,
+once its exporters' drain deadline has passed, still writes what is left to state_dir,
+closes the database and exits.
+*/}}
+{{- define "otel-bridge.shutdownMarginSeconds" -}}
+5
+{{- end -}}
+
+{{/*
+Refuse a grace period that does not cover the bridge's drain deadline plus the margin:
+Kubernetes would SIGKILL the bridge while it drains.
+*/}}
+{{- define "otel-bridge.requireGracePeriod" -}}
+{{- $grace := float64 .Values.terminationGracePeriodSeconds -}}
+{{- $drain := float64 .Values.config.shutdown_timeout_s -}}
+{{- $margin := float64 (include "otel-bridge.shutdownMarginSeconds" .) -}}
+{{- if lt (subf $grace $drain) $margin -}}
+{{- fail (printf "terminationGracePeriodSeconds (%s) must exceed config.shutdown_timeout_s (%s) by %s seconds at least: on SIGTERM the bridge gives its exporters shutdown_timeout_s to deliver, then writes what is left to state_dir and exits, and Kubernetes kills it when the grace period ends. Set terminationGracePeriodSeconds to %s or more, or lower config.shutdown_timeout_s (in sidecar mode the app pod's grace period must also cover the app's own shutdown, which comes first)" (include "otel-bridge.settingValue" $grace) (include "otel-bridge.settingValue" $drain) (include "otel-bridge.settingValue" $margin) (include "otel-bridge.settingValue" (ceil (addf $drain $margin)))) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Bytes of a Kubernetes quantity (an integer, or a string such as 512Mi or 1.5G); the schema
+allows only these forms.
+*/}}
+{{- define "otel-bridge.quantityBytes" -}}
+{{- if kindIs "string" . -}}
+{{- $number := regexFind "^[0-9]+(\\.[0-9]+)?" . -}}
+{{- $units := dict "" 1 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 -}}
+{{- printf "%.0f" (mulf (float64 $number) (index $units (trimPrefix $number .))) -}}
+{{- else -}}
+{{- printf "%.0f" (float64 .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Checks of the durable state: config.state_dir on a writable volume (the root filesystem is
+read-only), the state volume larger than the bridge's disk budget (an emptyDir past its
+sizeLimit gets the pod evicted, a full PVC fails every write), and a PVC only where one
+bridge owns it.
+*/}}
+{{- define "otel-bridge.requireState" -}}
+{{- $v := .Values -}}
+{{- $mount := include "otel-bridge.stateMount" . -}}
+{{- $dir := $v.config.state_dir -}}
+{{- $onStateVolume := false -}}
+{{- if not (kindIs "invalid" $dir) -}}
+{{- $dir = trimSuffix "/" $dir -}}
+{{- $onStateVolume = or (eq $dir $mount) (hasPrefix (printf "%s/" $mount) $dir) -}}
+{{- $writable := $onStateVolume -}}
+{{- range $v.extraVolumeMounts -}}
+{{- $path := trimSuffix "/" (toString .mountPath) -}}
+{{- if and (not .readOnly) (or (eq $dir $path) (hasPrefix (printf "%s/" $path) $dir)) -}}
+{{- $writable = true -}}
+{{- end -}}
+{{- end -}}
+{{- if not $writable -}}
+{{- fail (printf "config.state_dir %q is not on a writable volume (the container's root filesystem is read-only): use a directory under %s, the state volume (the default is %s/state), or mount a volume there with extraVolumes and extraVolumeMounts" $dir $mount $mount) -}}
+{{- end -}}
+{{- end -}}
+{{- if $v.persistence.enabled -}}
+{{- if ne $v.mode "standalone" -}}
+{{- fail "persistence.enabled is for standalone mode: in sidecar mode each app pod keeps the bridge's state in its own emptyDir (stateSizeLimit), which survives restarts of the bridge container; a PersistentVolumeClaim would be shared by every replica of the app" -}}
+{{- end -}}
+{{- if gt (int $v.replicaCount) 1 -}}
+{{- fail (printf "persistence.enabled with replicaCount %d: a state directory belongs to one bridge (two would resume the same runs and export them twice, and SQLite must not be shared across nodes); use replicaCount 1, or one release per replica" (int $v.replicaCount)) -}}
+{{- end -}}
+{{- with $v.strategy -}}
+{{- if ne (toString .type) "Recreate" -}}
+{{- fail "persistence.enabled needs strategy.type Recreate (the chart's default then): with a RollingUpdate the new pod would wait for the old one's ReadWriteOnce volume, or open the same state directory while the old bridge still writes it; leave strategy empty or set type Recreate" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if $onStateVolume -}}
+{{- $budget := float64 $v.config.state_max_bytes -}}
+{{- $name := "stateSizeLimit" -}}
+{{- $limit := $v.stateSizeLimit -}}
+{{- if $v.persistence.enabled -}}
+{{- $name = "persistence.size" -}}
+{{- $limit = $v.persistence.size -}}
+{{- if $v.persistence.existingClaim -}}
+{{- $limit = "" -}}
+{{- end -}}
+{{- end -}}
+{{- if $limit -}}
+{{- $bytes := float64 (include "otel-bridge.quantityBytes" $limit) -}}
+{{- if lt $bytes (mulf $budget 1.25) -}}
+{{- fail (printf "%s (%v) must be at least 1.25 times config.state_max_bytes (%s bytes), the bridge's disk budget, leaving room for SQLite's write-ahead log and config.traces_out: an emptyDir past its sizeLimit gets the pod evicted, a full volume fails every write; raise %s or lower config.state_max_bytes" $name $limit (include "otel-bridge.settingValue" $budget) $name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The bridge container as one item of a pod's container list, from a dict:
+  ctx:    the chart's scope;
+  native: true for a native sidecar, an item of `initContainers` that Kubernetes (>= 1.29)
+          restarts like a container (restartPolicy Always), starts, and waits to be ready
+          (startupProbe), before the app containers, and stops after them.
+*/}}
+{{- define "otel-bridge.bridgeContainer" -}}
+{{- $ctx := .ctx -}}
+{{- $v := $ctx.Values -}}
+{{- include "otel-bridge.requireGracePeriod" $ctx -}}
+{{- include "otel-bridge.requireState" $ctx -}}
 - name: otel-bridge
-  image: {{ include "otel-bridge.image" . | quote }}
-  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  {{- if .native }}
+  restartPolicy: Always
+  {{- end }}
+  image: {{ include "otel-bridge.image" $ctx | quote }}
+  imagePullPolicy: {{ $v.image.pullPolicy }}
   args:
     - serve
   ports:
     - name: bridge-metrics
-      containerPort: {{ .Values.config.port }}
+      containerPort: {{ $v.config.port }}
       protocol: TCP
-    {{- if include "otel-bridge.controlExposed" . }}
+    {{- if include "otel-bridge.controlExposed" $ctx }}
     - name: bridge-control
-      containerPort: {{ .Values.config.control_port }}
+      containerPort: {{ $v.config.control_port }}
       protocol: TCP
     {{- end }}
   env:
-    {{- include "otel-bridge.env" . | trim | nindent 4 }}
-  {{- with .Values.extraEnvFrom }}
+    {{- include "otel-bridge.env" $ctx | trim | nindent 4 }}
+  {{- with $v.extraEnvFrom }}
   envFrom:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- with .Values.livenessProbe }}
+  {{- with $v.startupProbe }}
+  startupProbe:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $v.livenessProbe }}
   livenessProbe:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- with .Values.readinessProbe }}
+  {{- with $v.readinessProbe }}
   readinessProbe:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- with .Values.resources }}
+  {{- with $v.resources }}
   resources:
     {{- toYaml . | nindent 4 }}
   {{- end }}
   securityContext:
-    {{- toYaml .Values.securityContext | nindent 4 }}
+    {{- toYaml $v.securityContext | nindent 4 }}
   volumeMounts:
     - name: otel-bridge-tmp
       mountPath: /tmp
     - name: otel-bridge-state
-      mountPath: /var/lib/otel-bridge
-    {{- if include "otel-bridge.otlpTlsItems" . }}
+      mountPath: {{ include "otel-bridge.stateMount" $ctx }}
+    {{- if include "otel-bridge.otlpTlsItems" $ctx }}
     - name: otel-bridge-otlp-tls
-      mountPath: {{ include "otel-bridge.otlpTlsDir" . }}
+      mountPath: {{ include "otel-bridge.otlpTlsDir" $ctx }}
       readOnly: true
     {{- end }}
-    {{- with .Values.extraVolumeMounts }}
+    {{- with $v.extraVolumeMounts }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
+{{- end -}}
+
+{{/*
+The bridge container, as one item of a pod's `containers` list (the standalone Deployment's
+only container; in sidecar mode "otel-bridge.sidecar.container").
+*/}}
+{{- define "otel-bridge.container" -}}
+{{ include "otel-bridge.bridgeContainer" (dict "ctx" . "native" false) }}
+{{- end -}}
+
+{{/*
+The claim of the standalone state volume: persistence.existingClaim, or the chart's own.
+*/}}
+{{- define "otel-bridge.stateClaim" -}}
+{{- default (printf "%s-state" (include "otel-bridge.fullname" .)) .Values.persistence.existingClaim -}}
 {{- end -}}
 
 {{/*
 The bridge's volumes, as items of a pod's `volumes` list.
 */}}
 {{- define "otel-bridge.volumes" -}}
+{{- include "otel-bridge.requireState" . -}}
 - name: otel-bridge-tmp
   emptyDir:
     sizeLimit: {{ .Values.tmpSizeLimit }}
 - name: otel-bridge-state
+{{- if .Values.persistence.enabled }}
+  persistentVolumeClaim:
+    claimName: {{ include "otel-bridge.stateClaim" . }}
+{{- else if kindIs "invalid" .Values.stateSizeLimit }}
+  emptyDir: {}
+{{- else }}
   emptyDir:
     sizeLimit: {{ .Values.stateSizeLimit }}
+{{- end }}
 {{- with include "otel-bridge.otlpTlsItems" . }}
 {{- /* 0444: in another chart's pod no fsGroup may give the files to the bridge's group */}}
 - name: otel-bridge-otlp-tls
@@ -362,22 +501,58 @@ The bridge's volumes, as items of a pod's `volumes` list.
 
 {{/*
 Sidecar mode, for other charts. Add this chart as a dependency (mode: sidecar) and, in the
-pod template, pass the subchart's own scope:
+pod template, pass the subchart's own scope. With sidecar.native true (the default;
+Kubernetes >= 1.29) the bridge is a native sidecar, an item of `initContainers`:
+
+    terminationGracePeriodSeconds: {{ include "otel-bridge.sidecar.terminationGracePeriodSeconds" (index .Subcharts "otel-bridge") }}
+    initContainers:
+      {{- include "otel-bridge.sidecar.initContainer" (index .Subcharts "otel-bridge") | nindent 6 }}
+    containers:
+      - name: app
+        ...
+    volumes:
+      {{- include "otel-bridge.sidecar.volumes" (index .Subcharts "otel-bridge") | nindent 6 }}
+
+With sidecar.native false (older clusters) it is a plain item of `containers`:
 
     containers:
       - name: app
         ...
       {{- include "otel-bridge.sidecar.container" (index .Subcharts "otel-bridge") | nindent 6 }}
-    volumes:
-      {{- include "otel-bridge.sidecar.volumes" (index .Subcharts "otel-bridge") | nindent 6 }}
 
-The app then registers runs at http://127.0.0.1:<config.control_port>/v1/runs (the control
-listener stays on the pod's loopback); Prometheus scrapes the container port bridge-metrics.
+Each of the two templates refuses the other setting of sidecar.native, so a chart written
+for one form never silently loses the bridge. The app registers runs at
+http://127.0.0.1:<config.control_port>/v1/runs (the control listener stays on the pod's
+loopback); Prometheus scrapes the container port bridge-metrics.
 */}}
+{{- define "otel-bridge.sidecar.initContainer" -}}
+{{- if not .Values.sidecar.native -}}
+{{- fail "sidecar.native is false, but the pod includes \"otel-bridge.sidecar.initContainer\" (the native sidecar, Kubernetes >= 1.29): include \"otel-bridge.sidecar.container\" in the pod's containers instead, or set sidecar.native true" -}}
+{{- end -}}
+{{- if semverCompare "<1.29.0-0" .Capabilities.KubeVersion.Version -}}
+{{- fail (printf "the bridge as a native sidecar (an init container with restartPolicy Always) needs Kubernetes 1.29 or later, and this is %s: set sidecar.native false and include \"otel-bridge.sidecar.container\" in the pod's containers instead of \"otel-bridge.sidecar.initContainer\"" .Capabilities.KubeVersion.Version) -}}
+{{- end -}}
+{{ include "otel-bridge.bridgeContainer" (dict "ctx" . "native" true) }}
+{{- end -}}
+
 {{- define "otel-bridge.sidecar.container" -}}
+{{- if .Values.sidecar.native -}}
+{{- fail "the pod includes \"otel-bridge.sidecar.container\", the bridge as a plain container, but sidecar.native is true (the default): the bridge is now a native sidecar, started and ready before the app and stopped after it (Kubernetes >= 1.29). Move the include to the pod's initContainers as \"otel-bridge.sidecar.initContainer\" (see the chart's README), or set sidecar.native false to keep the plain container (clusters older than 1.29)" -}}
+{{- end -}}
 {{ include "otel-bridge.container" . }}
 {{- end -}}
 
 {{- define "otel-bridge.sidecar.volumes" -}}
 {{ include "otel-bridge.volumes" . }}
+{{- end -}}
+
+{{/*
+terminationGracePeriodSeconds for the app's pod, checked against config.shutdown_timeout_s.
+Native sidecars are stopped after the app's containers have exited, within the same grace
+period: set terminationGracePeriodSeconds to the app's own shutdown time plus
+shutdown_timeout_s plus 5 seconds.
+*/}}
+{{- define "otel-bridge.sidecar.terminationGracePeriodSeconds" -}}
+{{- include "otel-bridge.requireGracePeriod" . -}}
+{{- int .Values.terminationGracePeriodSeconds -}}
 {{- end -}}
