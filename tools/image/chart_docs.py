@@ -90,8 +90,9 @@ def sidecar_pod_yaml() -> str:
     """helm/examples/sidecar-pod.yaml: the example's workload objects, for pods outside Helm."""
     objects = [d for d in render_example() if d["kind"] in ("Deployment", "NetworkPolicy")]
     header = (
-        "# otel-bridge as a sidecar in a pod that Helm does not manage: copy the container\n"
-        '# named "otel-bridge" and the volumes "otel-bridge-tmp" and "otel-bridge-state" into\n'
+        "# otel-bridge as a sidecar in a pod that Helm does not manage: copy the init container\n"
+        '# named "otel-bridge" (a native sidecar, Kubernetes >= 1.29), the volumes\n'
+        '# "otel-bridge-tmp" and "otel-bridge-state" and the terminationGracePeriodSeconds into\n'
         "# your pod; set the image to the one you pushed. Generated from\n"
         "# helm/examples/app-with-sidecar by tools/image/chart_docs.py; do not edit.\n"
     )
@@ -99,11 +100,12 @@ def sidecar_pod_yaml() -> str:
 
 
 def sidecar_snippet(pod_yaml: str) -> str:
-    """The README's snippet: the bridge container and its volumes alone."""
+    """The README's snippet: the grace period, the bridge (a native sidecar), its volumes."""
     deployment = next(d for d in yaml.safe_load_all(pod_yaml) if d["kind"] == "Deployment")
     spec = deployment["spec"]["template"]["spec"]
     part = {
-        "containers": [c for c in spec["containers"] if c["name"] == "otel-bridge"],
+        "terminationGracePeriodSeconds": spec["terminationGracePeriodSeconds"],
+        "initContainers": [c for c in spec["initContainers"] if c["name"] == "otel-bridge"],
         "volumes": [v for v in spec["volumes"] if v["name"].startswith("otel-bridge-")],
     }
     return "```yaml\n" + yaml.safe_dump(part, sort_keys=False, width=100) + "```"
