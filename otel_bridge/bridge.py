@@ -132,6 +132,9 @@ class Bridge:
         # dropped when the last of their clients leaves.
         self._passthrough_only: set[tuple[str, str]] = set()
         self.ready = False
+        # Set by the server once both listeners are bound: /readyz waits for it too, so a
+        # startup probe never lets the app register a run before the control port listens.
+        self.listening = True
         self._watchdog: asyncio.Task[None] | None = None
         self._pinger: asyncio.Task[None] | None = None
         self._stoppers: set[asyncio.Future[None]] = set()
@@ -202,7 +205,8 @@ class Bridge:
         except TimeoutError:
             log.error("subscriptions did not stop in time; going on with the shutdown")
         finally:
-            if self.keeper is None:
+            keep = self.keeper is not None and self.settings.shutdown_open_runs == "keep"
+            if not keep:
                 self.router.emit(self.engine.close_all(Result.ERROR, "the bridge shut down"))
             left = await asyncio.to_thread(
                 self.router.close, max(0.0, deadline - time.monotonic() - 0.5)
@@ -213,7 +217,7 @@ class Bridge:
             "bridge stopped",
             extra={
                 "undelivered": left,
-                "open_runs_kept": len(self.engine.open_runs()) if self.keeper else 0,
+                "open_runs_kept": len(self.engine.open_runs()),
             },
         )
 

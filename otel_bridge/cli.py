@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -44,6 +45,8 @@ REPLAY_SETTINGS = (
     "flow_deny",
     "task_allow",
     "task_deny",
+    "state_dir",
+    "state_max_bytes",
 )
 
 
@@ -91,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--state",
         type=Path,
-        help="Carry open runs over between invocations (replaying a stream in parts).",
+        help="Carry open runs over between invocations in a JSON file (replaying a stream in "
+        "parts); --state-dir does the same with the serve command's state store.",
     )
     rep.add_argument("--waterfall", action="store_true", help="Print each run as a waterfall.")
     add_setting_flags(rep, only=REPLAY_SETTINGS)
@@ -185,9 +189,17 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
     if missing:
         print(f"otel-bridge: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
+    if args.state and settings.state_dir:
+        print("otel-bridge: use one of --state and --state-dir", file=sys.stderr)
+        return 2
     settings = settings.model_copy(update={"traces_out": args.traces_out})
     registry = CollectorRegistry()
     bridge = Bridge(settings, registry=registry)
+    keeper = bridge.keeper
+    if keeper is not None:  # runs left open by an earlier replay, spans it could not deliver
+        bridge.router.emit(keeper.restore(bridge.engine, time.time_ns()))
+        for queue in bridge.router.queues:
+            queue.resume(keeper.saved_spans(queue.sink.name))
     spans: list[SpanRecord] = []
     if args.waterfall:
         bridge.router.listeners.append(
@@ -204,9 +216,14 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
         flow_name=args.flow,
         run_name=args.run,
         state_file=args.state,
+        keep_open=keeper is not None,
         on_bad_line=bad_line,
     )
-    bridge.router.close()
+    bridge.router.close(settings.shutdown_timeout_s)
+    if keeper is not None:
+        keeper.save(bridge.engine, everything=True)
+        keeper.writer.close()
+        report.carried_over = len(bridge.engine.open_runs())
     if args.metrics_out:
         write_metrics_file(registry, args.metrics_out)
     if args.waterfall:

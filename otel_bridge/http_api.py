@@ -175,8 +175,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: started and not shutting down."""
-    if request.app[BRIDGE_KEY].ready:
+    """Readiness: started, both listeners bound, and not shutting down."""
+    bridge = request.app[BRIDGE_KEY]
+    if bridge.ready and bridge.listening:
         return web.json_response({"status": "ready"})
     return _error(503, "not ready")
 

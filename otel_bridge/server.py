@@ -236,6 +236,7 @@ class BridgeServer:
 
     async def start(self) -> None:
         """Start the bridge and listen; on failure, undo what was started and raise."""
+        self.bridge.listening = False
         await self.bridge.start()
         try:
             for listener in (self._metrics, self._control):
@@ -243,6 +244,7 @@ class BridgeServer:
         except BaseException:
             await self.stop()
             raise
+        self.bridge.listening = True
         log.info("listening", extra={"url": self.url, "metrics_url": self.metrics_url})
 
     async def _listen(self, listener: _Listener) -> None:

@@ -162,6 +162,12 @@ class Settings(BaseModel):
     state_flush_interval_s: float = Field(
         0.2, gt=0, le=10, description="Most time between an event and its state on disk."
     )
+    shutdown_open_runs: Literal["keep", "close"] = Field(
+        "keep",
+        description="On SIGTERM with a state_dir: keep open runs there to continue after the "
+        "next start, or close them (result error) when the state dir will not outlive the "
+        "process (an emptyDir of a pod being deleted). Without a state_dir: always close.",
+    )
     shutdown_timeout_s: float = Field(
         20.0,
         gt=0,

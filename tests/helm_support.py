@@ -35,6 +35,7 @@ CHART_DEFAULT_DIFFERS = {
     "log_format": "json",  # what log collectors parse
     "control_host": None,  # chosen by mode: 0.0.0.0 standalone, 127.0.0.1 sidecar
     "state_dir": "/var/lib/otel-bridge/state",  # on the state volume (emptyDir or a claim)
+    "shutdown_open_runs": None,  # chosen by the volume: keep on a claim, close on an emptyDir
 }
 
 

@@ -71,6 +71,31 @@ def test_replay_in_two_halves_with_state_matches_one_pass(tmp_path: Path) -> Non
     assert json.loads(state.read_text())["open_runs"] == []
 
 
+def test_replay_in_two_halves_with_state_dir_matches_one_pass(tmp_path: Path) -> None:
+    """--state-dir (the serve command's store) carries a run between replays like --state."""
+    events = [json.dumps(e) for e in seed_events("Customer_Support_Pipeline")]
+    whole = write_lines(tmp_path / "whole.jsonl", events)
+    first = write_lines(tmp_path / "a.jsonl", events[:3])
+    second = write_lines(tmp_path / "b.jsonl", events[3:])
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    state = tmp_path / "state"
+    assert main(["replay", str(whole), "--traces-out", str(one)]) == 0
+    for part in (first, second):
+        args = ["replay", str(part), "--traces-out", str(two), "--state-dir", str(state)]
+        assert main([*args, "--otlp", "off"]) == 0
+    assert sorted(s["spanId"] for s in read_spans(one)) == sorted(
+        s["spanId"] for s in read_spans(two)
+    )
+    root = [s for s in read_spans(two) if "parentSpanId" not in s]
+    assert len(root) == 1 and root[0]["startTimeUnixNano"] == next(
+        s["startTimeUnixNano"] for s in read_spans(one) if "parentSpanId" not in s
+    )
+    assert (
+        main(["replay", str(first), "--state", str(tmp_path / "s.json"), "--state-dir", str(state)])
+        == 2
+    )
+
+
 def test_replay_state_file_holds_no_secret_and_is_owner_only(tmp_path: Path) -> None:
     """A run carried over in --state keeps no seed secret on disk, in a 0600 file."""
     events = [json.dumps(e) for e in seed_events()]

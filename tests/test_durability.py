@@ -22,10 +22,11 @@ from otel_bridge.core.timestamps import parse_timestamp
 from otel_bridge.simulator import Quirks, Simulator
 from otel_bridge.simulator.generator import generate_flow
 from otel_bridge.sinks.otlp import spans_of
+from otel_bridge.store.database import StateDatabase
 from support.held_run import FakeClock, HeldRun, run_script, serving_held_run
 from support.outage import RestartableReceiver, scrape, total
 from support.ports import free_ports
-from support.rig import serving_process, sigterm
+from support.rig import FAST_RECONNECT, running_rig, serving_process, sigterm
 from support.timing import UNIT, wait_for
 
 pytestmark = pytest.mark.integration
@@ -123,6 +124,9 @@ async def test_sigkill_at_several_points_resumes_one_exact_trace(tmp_path: Path)
                 if number == 3:
                     receiver.start()
                 await held.wait_connections(number + 1, 20 * UNIT)
+                async with http.get(f"{ports.url}/v1/runs") as response:
+                    listed = [r["run_name"] for r in (await response.json())["runs"]]
+                assert listed == ["kill_1"]  # followed again after a restart, without a POST
                 held.release(*phase)
                 if number < 3:
                     await settled(http, ports, len(phase))
@@ -241,3 +245,39 @@ async def test_sigterm_with_receiver_down_exits_in_time_and_next_start_delivers(
     assert sorted(Counter(receiver.span_ids()).values()) == [1] * 5
     root = next(s for s in receiver.spans() if "parentSpanId" not in s)
     assert int(root["startTimeUnixNano"]) == stamp(events[0])
+
+
+LONG_RUN = {
+    "flow_name": "Long Flow",
+    "run_name": "open_at_stop",
+    "tasks": [
+        {
+            "name": "slow",
+            "tag": "agent",
+            "function": "call_lyzr_agent",
+            "params": {"config": {"agent_id": "a"}},
+            "x-sim": {"duration": 600},
+        }
+    ],
+    "edges": [],
+}
+
+
+@pytest.mark.parametrize("choice", ["keep", "close"])
+async def test_open_runs_at_shutdown_are_kept_or_closed_as_asked(
+    tmp_path: Path, choice: str
+) -> None:
+    """With a state dir, SIGTERM keeps open runs there (keep) or ends them as error (close)."""
+    async with running_rig(
+        state_dir=str(tmp_path), shutdown_open_runs=choice, **FAST_RECONNECT
+    ) as rig:
+        await rig.follow(LONG_RUN)
+        await wait_for(lambda: rig.events_received("task_started") >= 1 or None)
+        sink = rig.sink
+    saved = StateDatabase(tmp_path).load()
+    roots = [s for s in sink.records if s.kind == "run"]
+    if choice == "keep":
+        assert roots == [] and len(saved.runs) == 1 and len(saved.subscriptions) == 1
+    else:
+        assert [r.result.value for r in roots] == ["error"]
+        assert saved.runs == [] and saved.subscriptions == []

@@ -57,6 +57,7 @@ STANDALONE_DIFFERS = {
     **CHART_DEFAULT_DIFFERS,
     "control_host": "0.0.0.0",  # the Service reaches the control listener...
     "control_token": "t0ken",  # ...so a token is required
+    "shutdown_open_runs": "close",  # an emptyDir goes with the pod
 }
 
 
@@ -561,6 +562,24 @@ def test_persistence_puts_the_state_on_a_claim_for_one_recreated_replica(
     env = {e["name"]: e.get("value") for e in bridge_container(rendered)["env"]}
     assert env["OTEL_BRIDGE_SHUTDOWN_TIMEOUT_S"] == "40"
     assert env["OTEL_BRIDGE_STATE_MAX_BYTES"] == str(1024**3)
+
+
+def test_open_runs_are_kept_at_shutdown_only_where_the_state_outlives_the_pod(
+    scenarios: dict[str, Rendered],
+) -> None:
+    """SHUTDOWN_OPEN_RUNS: close on an emptyDir, keep on a claim; a set value wins."""
+
+    def open_runs(rendered: Rendered) -> str | None:
+        env = {e["name"]: e.get("value") for e in bridge_container(rendered)["env"]}
+        return env.get("OTEL_BRIDGE_SHUTDOWN_OPEN_RUNS")
+
+    assert open_runs(scenarios["default"]) == "close"
+    assert open_runs(scenarios["standalone-persistence"]) == "keep"
+    chosen = parse("keep", render(
+        "--set", "secrets.controlToken.existingSecret=t",
+        "--set", "config.shutdown_open_runs=keep", "--show-only", "templates/deployment.yaml",
+    ))  # fmt: skip
+    assert open_runs(chosen) == "keep"
 
 
 def test_persistence_with_an_existing_claim_creates_none() -> None:

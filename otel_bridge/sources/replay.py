@@ -97,9 +97,14 @@ def replay(
     flow_name: str | None = None,
     run_name: str | None = None,
     state_file: Path | None = None,
+    keep_open: bool = False,
     on_bad_line: Callable[[str, int, str], None] | None = None,
 ) -> ReplayReport:
-    """Replay recordings through the engine into the router; return the report."""
+    """Replay recordings through the engine into the router; return the report.
+
+    Open runs are closed at the end, unless carried over: in ``state_file``, or by the
+    caller (``keep_open``: the state dir's keeper saves them).
+    """
     report = ReplayReport()
     if state_file is not None:
         router.emit(load_state(engine, state_file))
@@ -116,7 +121,7 @@ def replay(
                     on_bad_line(str(path), number, problem)
     if state_file is not None:
         report.carried_over = save_state(engine, state_file)
-    else:
+    elif not keep_open:
         outputs = engine.close_all(Result.ERROR, "the replay input ended")
         router.emit(outputs)
         report.count(outputs)

@@ -263,6 +263,10 @@ A variable referenced as $(NAME) is defined before its use, as Kubernetes requir
 {{- end }}
 {{- end }}
 {{- end }}
+{{- if kindIs "invalid" $v.config.shutdown_open_runs }}
+- name: OTEL_BRIDGE_SHUTDOWN_OPEN_RUNS
+  value: {{ ternary "keep" "close" (and (eq $v.mode "standalone") $v.persistence.enabled) | quote }}
+{{- end }}
 {{- with $v.secrets.upstreamApiKey.existingSecret }}
 - name: OTEL_BRIDGE_UPSTREAM_API_KEY
   valueFrom:
