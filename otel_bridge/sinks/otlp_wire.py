@@ -52,6 +52,11 @@ def varint(value: int) -> bytes:
     return bytes(out)
 
 
+def varint_size(value: int) -> int:
+    """The bytes :func:`varint` takes for a non-negative value."""
+    return max(1, (value.bit_length() + 6) // 7)
+
+
 def _tag(field: int, wire_type: int) -> bytes:
     return varint(field << 3 | wire_type)
 
@@ -140,6 +145,11 @@ def span(record: SpanRecord) -> bytes:
     return b"".join(out)
 
 
+def span_field(record: SpanRecord) -> bytes:
+    """A record's span as a ``ScopeSpans.spans`` field: the unit requests are made of."""
+    return _field(2, span(record))
+
+
 class Encoder:
     """Encodes batches of records for one resource and instrumentation scope."""
 
@@ -158,9 +168,19 @@ class Encoder:
 
     def request(self, records: Iterable[SpanRecord]) -> bytes:
         """One ``ExportTraceServiceRequest`` holding every record."""
-        spans = b"".join(_field(2, span(r)) for r in records)
-        scope_spans = _field(2, self._scope + spans + self._scope_schema)
+        return self.wrap(b"".join(_field(2, span(r)) for r in records))
+
+    def wrap(self, span_fields: bytes) -> bytes:
+        """One request holding spans already encoded (:func:`span_field`, concatenated)."""
+        scope_spans = _field(2, self._scope + span_fields + self._scope_schema)
         return _field(1, self._resource + scope_spans + self._resource_schema)
+
+    def request_size(self, span_bytes: int) -> int:
+        """The size of what :meth:`wrap` makes of ``span_bytes`` bytes of span fields."""
+        scope = len(self._scope) + span_bytes + len(self._scope_schema)
+        resource = len(self._resource) + 1 + varint_size(scope) + scope
+        resource += len(self._resource_schema)
+        return 1 + varint_size(resource) + resource
 
     def sizes(self, records: Sequence[SpanRecord]) -> list[int]:
         """The encoded size of each record's span (for splitting batches by size)."""

@@ -1,12 +1,15 @@
 """Where spans leave: span sinks (OTLP over gRPC or HTTP, an OTLP/JSON file, memory).
 
-A sink's ``export`` raises :class:`ExportError` when the spans did not arrive; the
-:class:`~otel_bridge.export_queue.ExportQueue` in front of it counts and logs that.
+A sink's ``export`` raises :class:`ExportError` when the spans did not arrive and may later,
+:class:`ExportRejected` when the receiver refused them for good; ``delivered`` counts the
+records at the front of the batch that did arrive. The
+:class:`~otel_bridge.export_queue.ExportQueue` in front of it counts, retries or drops.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import threading
@@ -18,9 +21,20 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from otel_bridge.core.records import SpanRecord
-from otel_bridge.errors import ExportError
+from otel_bridge.core.trim import trim
+from otel_bridge.errors import ExportError, ExportRejected
 from otel_bridge.sinks.otlp import encoder_for, to_readable_span, traces_data
-from otel_bridge.sinks.otlp_exporters import GrpcBytesExporter, HttpBytesExporter, bytes_exporter
+from otel_bridge.sinks.otlp_exporters import (
+    SENT,
+    GrpcBytesExporter,
+    HttpBytesExporter,
+    Outcome,
+    bytes_exporter,
+)
+from otel_bridge.sinks.otlp_wire import span_field
+
+log = logging.getLogger(__name__)
+DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024  # an OpenTelemetry Collector's gRPC default
 
 
 class SpanSink(Protocol):
@@ -29,7 +43,7 @@ class SpanSink(Protocol):
     name: str
 
     def export(self, records: Sequence[SpanRecord]) -> None:
-        """Deliver records or raise :class:`ExportError`."""
+        """Deliver records, or raise :class:`ExportError` (:class:`ExportRejected`: for good)."""
 
     def shutdown(self) -> None:
         """Release resources; called once, after the last export."""
@@ -40,24 +54,101 @@ class OtlpSink:
 
     With the bridge's exporters (:mod:`.otlp_exporters`) a batch is encoded straight to
     protobuf bytes; any other SDK ``SpanExporter`` gets SDK spans (the reference path).
+    No request is over ``max_request_bytes``: a bigger batch goes as several requests, in
+    order, and a span too big alone is trimmed (:func:`~otel_bridge.core.trim.trim`) and
+    counted in :attr:`trimmed`.
     """
 
-    def __init__(self, exporter: SpanExporter, resource: Resource, name: str = "otlp") -> None:
+    def __init__(
+        self,
+        exporter: SpanExporter,
+        resource: Resource,
+        name: str = "otlp",
+        *,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    ) -> None:
         self.name = name
+        self.max_request_bytes = max_request_bytes
+        self.trimmed = 0  # spans trimmed to fit, since the start
         self._exporter = exporter
         self._resource = resource
         self._encoder = encoder_for(resource)
 
     def export(self, records: Sequence[SpanRecord]) -> None:
-        """Send one batch; raise when the exporter reports failure."""
+        """Send one batch as one request or several; raise as the module docstring says."""
+        fields = [span_field(r) for r in records]
+        body = b"".join(fields)
+        if self._encoder.request_size(len(body)) <= self.max_request_bytes:
+            self._send([(records, body)], len(records))
+            return
+        self._send(self._split(records, fields), len(records))
+
+    def _split(
+        self, records: Sequence[SpanRecord], fields: list[bytes]
+    ) -> list[tuple[Sequence[SpanRecord], bytes]]:
+        """Contiguous chunks of the batch, each request within the limit; trims and logs."""
+        limit, size_of = self.max_request_bytes, self._encoder.request_size
+        chunks: list[tuple[Sequence[SpanRecord], bytes]] = []
+        start, size, trimmed = 0, 0, 0
+        kept: list[SpanRecord] = []
+        for index, field in enumerate(fields):
+            record = records[index]
+            if size_of(len(field)) > limit:
+                record = trim(record, limit, lambda r: size_of(len(span_field(r))))
+                field = span_field(record)
+                trimmed += 1
+            if kept and size_of(size + len(field)) > limit:
+                chunks.append((kept, b"".join(fields[start:index])))
+                start, size, kept = index, 0, []
+            fields[index] = field
+            kept.append(record)
+            size += len(field)
+        chunks.append((kept, b"".join(fields[start:])))
+        self.trimmed += trimmed
+        if trimmed:
+            log.warning(
+                "%s: %d of %d spans over %d bytes trimmed to fit (lao.payload.truncated); "
+                "sent as %d requests",
+                self.name,
+                trimmed,
+                len(records),
+                limit,
+                len(chunks),
+            )
+        else:
+            log.debug(
+                "%s: %d spans sent as %d requests of at most %d bytes",
+                self.name,
+                len(records),
+                len(chunks),
+                limit,
+            )
+        return chunks
+
+    def _send(self, chunks: list[tuple[Sequence[SpanRecord], bytes]], total: int) -> None:
+        """Send the chunks in order; at the first failure, raise with what arrived before."""
+        delivered = 0
+        for number, (records, body) in enumerate(chunks, 1):
+            outcome = self._send_one(records, body)
+            if not outcome.sent:
+                where = f" (request {number} of {len(chunks)})" if len(chunks) > 1 else ""
+                message = (
+                    f"{self.name}: {total - delivered} of {total} spans not delivered{where}: "
+                    f"{'refused' if outcome.permanent else 'failed'}, {outcome.reason}"
+                )
+                error = ExportRejected if outcome.permanent else ExportError
+                raise error(message, delivered=delivered)
+            delivered += len(records)
+
+    def _send_one(self, records: Sequence[SpanRecord], body: bytes) -> Outcome:
+        """One request: the encoded bytes, or SDK spans for any other exporter."""
         exporter = self._exporter
         if isinstance(exporter, GrpcBytesExporter | HttpBytesExporter):
-            sent = exporter.export_bytes(self._encoder.request(records), len(records))
-        else:
-            spans = [to_readable_span(r, self._resource) for r in records]
-            sent = exporter.export(spans) is SpanExportResult.SUCCESS
-        if not sent:
-            raise ExportError(f"{self.name}: exporter reported failure for {len(records)} spans")
+            return exporter.export_bytes(self._encoder.wrap(body), len(records))
+        spans = [to_readable_span(r, self._resource) for r in records]
+        if exporter.export(spans) is SpanExportResult.SUCCESS:
+            return SENT
+        return Outcome(sent=False, reason="exporter reported failure")
 
     def shutdown(self) -> None:
         """Shut the SDK exporter down."""
@@ -79,11 +170,15 @@ def otlp_protocol(environ: dict[str, str] | None = None) -> str:
     return value
 
 
-def otlp_sink_from_env(resource: Resource, protocol: str | None = None) -> OtlpSink:
+def otlp_sink_from_env(
+    resource: Resource,
+    protocol: str | None = None,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+) -> OtlpSink:
     """Build the OTLP sink the standard environment variables describe."""
     chosen = protocol or otlp_protocol()
     name = "otlp-grpc" if chosen == "grpc" else "otlp-http"
-    return OtlpSink(bytes_exporter(chosen), resource, name)
+    return OtlpSink(bytes_exporter(chosen), resource, name, max_request_bytes=max_request_bytes)
 
 
 class FileSink:
