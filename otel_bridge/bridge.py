@@ -56,7 +56,11 @@ def build_sinks(
             log.info("OTEL_SDK_DISABLED=true: spans are not exported (metrics still are)")
         else:
             if settings.otlp_enabled(exporters=otel.exporters):
-                sinks.append(otlp_sink_from_env(resource))
+                sinks.append(
+                    otlp_sink_from_env(
+                        resource, max_request_bytes=settings.export_max_request_bytes
+                    )
+                )
             if "console" in otel.exporters:
                 sinks.append(ConsoleSink(resource))
         if settings.traces_out:

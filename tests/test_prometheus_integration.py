@@ -299,7 +299,7 @@ async def test_every_dashboard_and_alert_query_on_a_real_prometheus(scenario: Sc
     assert single("Connected", health) == 1  # the run that never ends
     assert single("Reconnecting", health) == 0
     assert single("Frames rejected", health) == 0
-    assert single("Spans dropped or failed", health) == 0
+    assert single("Spans lost", health) == 0
     overflow = by_label(panel("Label overflow", dashboard=health), "label")
     assert overflow[("flow_name",)] > 0 and overflow[("task_name",)] == 0
     exported = by_label(panel("Spans exported, failed and dropped", "A", health), "exporter")
