@@ -7,6 +7,7 @@ the next socket (tests/support/held_run.py).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -17,13 +18,17 @@ from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client import CollectorRegistry
 
 from otel_bridge.core.timestamps import parse_timestamp
+from otel_bridge.server import BridgeServer
+from otel_bridge.settings import Settings
 from otel_bridge.simulator import Quirks, Simulator
 from otel_bridge.simulator.generator import generate_flow
 from otel_bridge.sinks.otlp import spans_of
 from otel_bridge.store.database import StateDatabase
 from support.held_run import FakeClock, HeldRun, run_script, serving_held_run
+from support.otlp_receiver import GrpcReceiver
 from support.outage import RestartableReceiver, scrape, total
 from support.ports import free_ports
 from support.rig import FAST_RECONNECT, running_rig, serving_process, sigterm
@@ -281,3 +286,55 @@ async def test_open_runs_at_shutdown_are_kept_or_closed_as_asked(
     else:
         assert [r.result.value for r in roots] == ["error"]
         assert saved.runs == [] and saved.subscriptions == []
+
+
+async def test_oversized_spans_through_the_bridge_arrive_trimmed_with_their_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """export_max_request_bytes reaches the OTLP sink: big spans trimmed, batches split."""
+    limit = 64 * 1024
+    big = {"blob": "x" * (150 * 1024)}
+    tasks = [
+        {
+            "name": f"big {index}",
+            "tag": "api",
+            "function": "api_call",
+            "params": {"url": "https://example.com", "method": "GET"},
+            "x-sim": {"duration": 0.01, "output": big},
+        }
+        for index in range(4)
+    ]
+    body = {"flow_name": "Big Flow", "run_name": "big_1", "tasks": tasks, "edges": []}
+    with GrpcReceiver(max_receive_bytes=limit + 1024) as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://{receiver.endpoint}")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_INSECURE", "true")
+        async with (
+            Simulator(Quirks.quiet(), time_scale=0.05 * UNIT) as sim,
+            BridgeServer(
+                Settings(
+                    port=0,
+                    control_port=0,
+                    upstream_url=sim.ws_url,
+                    export_max_request_bytes=limit,
+                    max_payload_bytes=400_000,
+                ),
+                registry=CollectorRegistry(),
+            ) as server,  # the sinks the settings and OTEL_* ask for: OTLP here
+            aiohttp.ClientSession() as http,
+        ):
+            run = {"flow_name": "Big Flow", "run_name": "big_1"}
+            async with http.post(f"{server.url}/v1/runs", json=run) as response:
+                assert response.status == 201
+            await sim.wait_subscribers("Big Flow", "big_1", timeout=10 * UNIT)
+            await sim.start_run(body)
+            spans = await asyncio.to_thread(receiver.wait_spans, 5, 30 * UNIT)
+    assert len(spans) == 5 and len(receiver.requests) >= 5  # one request per big span at least
+    truncated = [
+        s
+        for s in spans
+        if {"key": "lao.payload.truncated", "value": {"boolValue": True}} in s["attributes"]
+    ]
+    names = [f"execute_task big {i}" for i in range(4)] + ["invoke_workflow Big Flow"]
+    assert sorted(s["name"] for s in truncated) == names  # the root carries all 4 outputs
+    root = next(s for s in spans if "parentSpanId" not in s)
+    assert all(s.get("parentSpanId") == root["spanId"] for s in spans if s is not root)
