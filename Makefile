@@ -17,7 +17,7 @@ UV_COMPILE := $(UV) pip compile --quiet --universal --python-version 3.11 --gene
 	--annotation-style line --custom-compile-command 'make lock'
 BUILD_REQUIRES := $(PY) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"]))'
 
-.PHONY: venv lock lock-upgrade demo test test-fast system tools lint typecheck check bench fuzz dashboards image chart-sync chart-docs clean
+.PHONY: venv lock lock-upgrade demo test test-fast system tools lint typecheck check bench bench-restart fuzz dashboards image chart-sync chart-docs clean
 
 # The venv installs the locked pins, hash-checked, then the project itself (no dependency
 # resolution and no download: tests run against exactly the lock). PyPI only: a machine-wide
@@ -95,6 +95,10 @@ bench: venv
 	$(BIN)/python -m bench.e2e.run
 	$(BIN)/python -m bench.redaction
 	$(BIN)/python -m bench.throughput
+
+## bench-restart: real bridges on a state dir: resume after SIGKILL, an OTLP outage (~2 min)
+bench-restart: venv
+	$(BIN)/python -m bench.restart
 
 ## fuzz: the long fuzz run of frames -> engine -> outputs (CI runs 150 examples of it)
 fuzz: venv
