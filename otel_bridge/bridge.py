@@ -145,7 +145,7 @@ class Bridge:
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
-        """Restore the saved state (if any), start the watchdog, resubscribe saved runs."""
+        """Restore the saved state (if any) and start the watchdog (see :meth:`resubscribe`)."""
         if self.keeper is not None:
             self.router.emit(self.keeper.restore(self.engine, time.time_ns()))
             for queue in self.queues:
@@ -155,8 +155,6 @@ class Bridge:
         if self.settings.app_ping_interval_s > 0:
             self._pinger = asyncio.create_task(self._app_pings(), name="app pings")
         self.ready = True
-        if self.keeper is not None:
-            self._resubscribe(self.keeper)
         log.info(
             "bridge started",
             extra={
@@ -165,8 +163,14 @@ class Bridge:
             },
         )
 
-    def _resubscribe(self, keeper: StateKeeper) -> None:
-        """Follow again the runs followed when the state was saved."""
+    def resubscribe(self) -> None:
+        """Follow again the runs followed when the state was saved (after :meth:`start`).
+
+        The server calls it once it listens, so a large resume does not hold up /readyz.
+        """
+        keeper = self.keeper
+        if keeper is None:
+            return
         for item in keeper.followed():
             try:
                 self.subscribe(item.flow_name, item.run_name, item.parent)

@@ -245,6 +245,7 @@ class BridgeServer:
             await self.stop()
             raise
         self.bridge.listening = True
+        self.bridge.resubscribe()
         log.info("listening", extra={"url": self.url, "metrics_url": self.metrics_url})
 
     async def _listen(self, listener: _Listener) -> None:

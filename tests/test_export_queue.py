@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -264,3 +265,21 @@ def test_concurrent_submitters_lose_nothing(tmp_path: Path) -> None:
     queue.close()
     writer.close()
     assert sorted(ids(sink.records)) == sorted(ids(records))
+
+
+def test_drop_totals_reach_the_log_even_inside_the_rate_limit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Drops after the first line of an interval are logged with their total at close."""
+    sink = BlockingSink()
+    queue = ExportQueue(sink, RecordingStats(), max_queue=2, max_batch=1, **FAST)
+    records = spans(12, roots_every=1000)
+    queue.submit(records[0])
+    assert sink.entered.wait(5)
+    for record in records[1:]:
+        queue.submit(record)
+    sink.release.set()
+    with caplog.at_level(logging.WARNING, logger="otel_bridge.sinks.export_queue"):
+        queue.close(5)
+    lines = [r for r in caplog.records if r.getMessage() == "spans dropped"]
+    assert lines and lines[-1].total == 9  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ from otel_bridge.sinks.export_queue import ExportQueue
 from otel_bridge.sinks.router import Router
 from otel_bridge.store.database import FILE_NAME, StateDatabase
 from otel_bridge.store.keeper import StateKeeper
+from otel_bridge.store.writer import StateWriter
 from planted import T0, planted_run
 from support.sinks import FailingSink
 
@@ -149,3 +150,24 @@ def test_state_dir_holds_no_planted_secret(tmp_path: Path) -> None:
     assert [s for s in secrets if s.encode() in written] == []
     queue.close(0.1)
     keeper.writer.close(5)
+
+
+def test_the_file_stays_near_the_budget_and_shrinks_after_delivery(tmp_path: Path) -> None:
+    """2 KiB spans take about their own size on disk, and the space goes back once delivered."""
+    database = StateDatabase(tmp_path)
+    writer = StateWriter(database, interval_s=0.01)
+    record = b"r" * 2048
+    for seq in range(1, 5001):
+        assert writer.add_span("otlp", seq, False, record)
+    assert writer.flush(10)
+    database.checkpoint()
+    counted = writer.stored_bytes
+    assert database.size_on_disk() < counted * 1.25
+    writer.ack_spans("otlp", [(seq, len(record)) for seq in range(1, 5001)])
+    assert writer.flush(10)
+    for _ in range(100):  # each commit gives back a slice of the free pages
+        if not database.release_free_pages():
+            break
+    database.checkpoint()
+    assert database.size_on_disk() < counted / 10
+    writer.close()

@@ -221,6 +221,8 @@ class ExportQueue:
                     self._busy = False
                     self._inflight = 0
                     self._cond.notify_all()
+                if self._unlogged:
+                    self._log_drops()
         finally:
             with self._cond:
                 self._busy = False
@@ -292,22 +294,29 @@ class ExportQueue:
         with self._cond:
             self.dropped[reason] += count
             self._unlogged[reason] += count
-            now = time.monotonic()
-            if now - self._last_log.get(reason, float("-inf")) < LOG_INTERVAL_S:
-                return False
-            self._last_log[reason], since = now, self._unlogged.pop(reason)
-            total = self.dropped[reason]
-        log.warning(
-            "spans dropped",
-            extra={
-                "exporter": self.sink.name,
-                "reason": reason,
-                "count": since,
-                "total": total,
-                **({"error": detail} if detail else {}),
-            },
-        )
+        self._log_drops(detail)
         return False
+
+    def _log_drops(self, detail: str = "", final: bool = False) -> None:
+        """One line per reason with drops not yet logged, at most every LOG_INTERVAL_S."""
+        lines = []
+        with self._cond:
+            now = time.monotonic()
+            for reason in list(self._unlogged):
+                if final or now - self._last_log.get(reason, float("-inf")) >= LOG_INTERVAL_S:
+                    self._last_log[reason] = now
+                    lines.append((reason, self._unlogged.pop(reason), self.dropped[reason]))
+        for reason, since, total in lines:
+            log.warning(
+                "spans dropped",
+                extra={
+                    "exporter": self.sink.name,
+                    "reason": reason,
+                    "count": since,
+                    "total": total,
+                    **({"error": detail} if detail else {}),
+                },
+            )
 
     def _log_failure(self, exc: Exception, spans: int, attempts: int) -> None:
         now = time.monotonic()
@@ -369,6 +378,8 @@ class ExportQueue:
             self._children.clear()
         if left and self.spool is None:
             self._drop("shutdown_timeout", left)
+        self._log_drops(final=True)  # the last totals, even inside the rate limit
+        if left and self.spool is None:
             log.error(
                 "export queue did not drain before the deadline; spans lost",
                 extra={"exporter": self.sink.name, "count": left},

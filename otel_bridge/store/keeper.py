@@ -87,6 +87,11 @@ class StateKeeper:
             registry=registry,
         ).set_function(lambda: self.writer.stored_bytes)
         Gauge(
+            "otel_bridge_state_file_bytes",
+            "Size of the state database on disk (file and write-ahead log).",
+            registry=registry,
+        ).set_function(self.database.size_on_disk)
+        Gauge(
             "otel_bridge_state_unsaved_changes",
             "Changed runs and spans not yet committed to state_dir.",
             registry=registry,

@@ -177,6 +177,8 @@ class StateWriter:
                 self._restore(changes)
             else:
                 self.commits += 1
+                if changes.acks:
+                    self._release()
                 if self._on_commit is not None:
                     self._on_commit(len(changes), time.perf_counter() - started)
             finally:
@@ -185,6 +187,12 @@ class StateWriter:
                     self._cond.notify_all()
             if failed and not self._closing:
                 time.sleep(min(self.interval_s * 5, 1.0))
+
+    def _release(self) -> None:
+        try:
+            self.database.release_free_pages()
+        except sqlite3.Error as exc:  # only space not given back: not worth more than a line
+            log.warning("state file not shrunk", extra={"error": str(exc)})
 
     def _restore(self, changes: Changes) -> None:
         """Put a failed batch back in front of what arrived since (newer values win)."""
