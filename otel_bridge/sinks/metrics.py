@@ -42,7 +42,8 @@ from otel_bridge.core.outputs import (
 )
 from otel_bridge.core.records import Result, SpanRecord
 from otel_bridge.core.redaction import clean_name
-from otel_bridge.sinks.labels import LabelGuard
+from otel_bridge.sinks.exposition import CounterTally, GaugeTally, HistogramTally, TallyCollector
+from otel_bridge.sinks.labels import OTHER, LabelGuard
 from otel_bridge.sources.states import SubscriptionState
 
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
@@ -59,6 +60,7 @@ SPAN_DROP_REASONS = ("queue_full", "state_full", "rejected", "shutdown", "shutdo
 GUARDED_LABELS = ("flow_name", "task_name", "error_type")
 MAX_ERROR_TYPES = 100
 MAX_ERROR_TYPE_LENGTH = 100
+_UNKNOWN_EVENT = ("unknown",)
 
 
 class Metrics:
@@ -87,58 +89,61 @@ class Metrics:
             ProcessCollector(registry=r)
             PlatformCollector(registry=r)
             GCCollector(registry=r)
-        # -- LAO workflows (telemetry contract) ----------------------------------------
-        self.runs_started = Counter(
+        # -- LAO workflows (telemetry contract): tallies, updated on every event ---------
+        self.runs_started = CounterTally(
             "lao_flow_runs_started",
             "Workflow runs seen starting (first event of the run received).",
             ["flow_name"],
-            registry=r,
         )
-        self.runs = Counter(
+        self.runs = CounterTally(
             "lao_flow_runs",
             "Workflow runs finished, by result (success, failure, timeout, cancellation).",
             ["flow_name", "result"],
-            registry=r,
         )
-        self.run_duration = Histogram(
+        self.run_duration = HistogramTally(
             "lao_flow_run_duration_seconds",
             "Workflow run duration in seconds, by result; exemplars carry the trace_id.",
             ["flow_name", "result"],
             buckets=DURATION_BUCKETS,
             unit="seconds",
-            registry=r,
         )
-        self.runs_active = Gauge(
+        self.runs_active = GaugeTally(
             "lao_flow_runs_active",
             "Workflow runs in flight (started, not finished).",
             ["flow_name"],
-            registry=r,
         )
-        self.task_runs = Counter(
+        self.task_runs = CounterTally(
             "lao_task_runs",
             "Task executions finished, by result (success, failure, cancellation).",
             ["flow_name", "task_name", "result"],
-            registry=r,
         )
-        self.task_duration = Histogram(
+        self.task_duration = HistogramTally(
             "lao_task_run_duration_seconds",
             "Task execution duration in seconds, by result; exemplars carry the trace_id.",
             ["flow_name", "task_name", "result"],
             buckets=DURATION_BUCKETS,
             unit="seconds",
-            registry=r,
         )
-        self.task_errors = Counter(
+        self.task_errors = CounterTally(
             "lao_task_errors",
             "Task executions failed, by error type (error.type, else error.code, else _OTHER).",
             ["flow_name", "task_name", "error_type"],
-            registry=r,
         )
-        self.events = Counter(
+        self.events = CounterTally(
             "lao_events",
             "LAO events received, by event type (the six documented ones, else unknown).",
             ["event_type"],
-            registry=r,
+        )
+        TallyCollector(
+            r,
+            self.runs_started,
+            self.runs,
+            self.run_duration,
+            self.runs_active,
+            self.task_runs,
+            self.task_duration,
+            self.task_errors,
+            self.events,
         )
         # -- the bridge's own health ---------------------------------------------------
         self.build_info = Info("otel_bridge_build", "The otel-bridge version.", registry=r)
@@ -149,30 +154,27 @@ class Metrics:
         self.reconnects = Counter(
             "otel_bridge_reconnects", "Upstream reconnect attempts.", registry=r
         )
-        self.frames_rejected = Counter(
-            "otel_bridge_frames_rejected",
-            "Frames not usable as events, by reason.",
-            ["reason"],
-            registry=r,
+        self.frames_rejected = CounterTally(
+            "otel_bridge_frames_rejected", "Frames not usable as events, by reason.", ["reason"]
         )
-        self.frames_ignored = Counter(
+        self.frames_ignored = CounterTally(
             "otel_bridge_frames_ignored",
             "Noise frames ignored (greetings, echoes, keepalives, text), by reason.",
             ["reason"],
-            registry=r,
         )
-        self.events_dropped = Counter(
+        self.events_dropped = CounterTally(
             "otel_bridge_events_dropped",
             "Events the tracker did not use (duplicates, late, after the run ended), by reason.",
             ["reason"],
-            registry=r,
         )
-        self.event_lag = Histogram(
+        self.event_lag = HistogramTally(
             "otel_bridge_event_lag_seconds",
             "Receive time minus the event's own timestamp, in seconds.",
             buckets=LAG_BUCKETS,
             unit="seconds",
-            registry=r,
+        )
+        TallyCollector(
+            r, self.frames_rejected, self.frames_ignored, self.events_dropped, self.event_lag
         )
         self.spans_exported = Counter(
             "otel_bridge_spans_exported", "Spans exported, by exporter.", ["exporter"], registry=r
@@ -218,6 +220,9 @@ class Metrics:
             (), (), MAX_ERROR_TYPES, OverflowCounter(self.label_overflow, "error_type")
         )
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._event_keys = {t: (t,) for t in EVENT_TYPES}
+        self._flow_labels: dict[str, str] = {}  # raw name -> admitted label value
+        self._task_labels: dict[tuple[str, str | None], str] = {}
         self._flows: set[str] = set()
         self._tasks: set[tuple[str, str]] = set()
         self._exporters: set[str] = set()
@@ -227,34 +232,44 @@ class Metrics:
         for state in SUBSCRIPTION_STATES:
             self.subscriptions.labels(state).set(0)
         for event_type in EVENT_TYPE_VALUES:
-            self.events.labels(event_type)
+            self.events.series(event_type)
         for reason in REJECT_REASONS:
-            self.frames_rejected.labels(reason)
+            self.frames_rejected.series(reason)
         for reason in NOISE_REASONS:
-            self.frames_ignored.labels(reason)
+            self.frames_ignored.series(reason)
         for reason in DROP_REASONS:
-            self.events_dropped.labels(reason)
+            self.events_dropped.series(reason)
         for label in GUARDED_LABELS:
             self.label_overflow.labels(label)
 
     def _flow(self, flow_name: str) -> str:
         """Return the flow_name label of a flow; its result series exist from its first sight."""
+        flow = self._flow_labels.get(flow_name)
+        if flow is not None:
+            return flow
         flow = self.flow_label(clean_name(flow_name))
         if flow not in self._flows:
             self._flows.add(flow)
             for result in RUN_RESULTS:
-                self.runs.labels(flow, result)
-            self.runs_started.labels(flow)
-            self.runs_active.labels(flow)
+                self.runs.series(flow, result)
+            self.runs_started.series(flow)
+            self.runs_active.series(flow)
+        if flow != OTHER:  # admitted stays admitted; a refused one is counted on every use
+            self._flow_labels[flow_name] = flow
         return flow
 
     def _task(self, flow: str, task_name: str | None) -> str:
         """Return the task_name label of a task; its result series exist from its first sight."""
+        task = self._task_labels.get((flow, task_name))
+        if task is not None:
+            return task
         task = self.task_label(clean_name(task_name) if task_name else None)
         if (flow, task) not in self._tasks:
             self._tasks.add((flow, task))
             for result in TASK_RESULTS:
-                self.task_runs.labels(flow, task, result)
+                self.task_runs.series(flow, task, result)
+        if task != OTHER:
+            self._task_labels[(flow, task_name)] = task
         return task
 
     def register_exporter(self, exporter: str) -> None:
@@ -271,7 +286,7 @@ class Metrics:
     # -- LAO workflow metrics -----------------------------------------------------------
     def event_received(self, event_type: str) -> None:
         """Count one event by type (the six documented types, else ``unknown``)."""
-        self.events.labels(event_type if event_type in EVENT_TYPES else "unknown").inc()
+        self.events.inc((event_type if event_type in EVENT_TYPES else "unknown",))
 
     def _child(self, metric: Counter | Gauge | Histogram, *labels: str) -> Any:
         """A metric's child for label values, bound once and cached (``labels()`` is slow).
@@ -285,56 +300,53 @@ class Metrics:
         return child
 
     def observe(self, output: Output) -> None:
-        """Update the metrics for one engine output."""
-        match output:
-            case SpanRecord(kind="run"):
+        """Update the metrics for one engine output (plain additions: read on scrape)."""
+        if isinstance(output, EventReceived):
+            self.events.values[self._event_keys.get(output.event_type, _UNKNOWN_EVENT)] += 1
+            if output.lag_s is not None:
+                self.event_lag.observe((), output.lag_s)
+        elif isinstance(output, SpanRecord):
+            if output.kind == "run":
                 self._run_finished(output.flow_name, output.result, output)
-            case SpanRecord():
+            else:
                 self._task_finished(output)
-            case EventReceived():
-                event_type = output.event_type if output.event_type in EVENT_TYPES else "unknown"
-                self._child(self.events, event_type).inc()
-                if output.lag_s is not None:
-                    self.event_lag.observe(output.lag_s)
-            case RunOpened():
-                flow = self._flow(output.flow_name)
-                self._child(self.runs_started, flow).inc()
-                self._child(self.runs_active, flow).inc()
-            case RunClosed(without_root=True):
+        elif isinstance(output, RunOpened):
+            flow = self._flow(output.flow_name)
+            self.runs_started.values[(flow,)] += 1
+            self.runs_active.values[(flow,)] += 1
+        elif isinstance(output, RunClosed):
+            if output.without_root:
                 self._run_finished(output.flow_name, output.result, None)
-            case EventDropped():
-                self._child(self.events_dropped, output.reason).inc()
-            case FrameIgnored():
-                self._child(self.frames_ignored, output.reason).inc()
-            case FrameRejected():
-                self._child(self.frames_rejected, output.reason).inc()
-            case InternalError():
-                self._child(self.frames_rejected, RejectReason.INTERNAL.value).inc()
+        elif isinstance(output, EventDropped):
+            self.events_dropped.inc((output.reason,))
+        elif isinstance(output, FrameIgnored):
+            self.frames_ignored.inc((output.reason,))
+        elif isinstance(output, FrameRejected):
+            self.frames_rejected.inc((output.reason,))
+        elif isinstance(output, InternalError):
+            self.frames_rejected.inc((RejectReason.INTERNAL.value,))
 
     def _run_finished(self, flow_name: str, result: Result, root: SpanRecord | None) -> None:
         flow = self._flow(flow_name)
-        self._child(self.runs, flow, result.value).inc()
+        key = (flow, result.value)
+        self.runs.inc(key)
         if root is not None:
-            exemplar = {"trace_id": root.trace_id_hex} if root.sampled else None
-            self._child(self.run_duration, flow, result.value).observe(
-                root.duration_s, exemplar=exemplar
-            )
-        self._child(self.runs_active, flow).dec()
+            trace_id = root.trace_id_hex if root.sampled else None
+            self.run_duration.observe(key, root.duration_s, trace_id)
+        self.runs_active.values[(flow,)] -= 1
 
     def _task_finished(self, span: SpanRecord) -> None:
         flow = self._flow(span.flow_name)
         task = self._task(flow, span.task_name)
-        result = span.result.value
-        self._child(self.task_runs, flow, task, result).inc()
-        exemplar = {"trace_id": span.trace_id_hex} if span.sampled else None
-        self._child(self.task_duration, flow, task, result).observe(
-            span.duration_s, exemplar=exemplar
-        )
+        key = (flow, task, span.result.value)
+        self.task_runs.inc(key)
+        trace_id = span.trace_id_hex if span.sampled else None
+        self.task_duration.observe(key, span.duration_s, trace_id)
         if span.result is Result.FAILURE:
             error_type = self.error_label(
                 clean_name(span.error_type or "_OTHER", MAX_ERROR_TYPE_LENGTH)
             )
-            self._child(self.task_errors, flow, task, error_type).inc()
+            self.task_errors.inc((flow, task, error_type))
 
     # -- bridge health ------------------------------------------------------------------
     def set_subscriptions(self, counts: Mapping[str, int]) -> None:
