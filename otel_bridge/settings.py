@@ -160,7 +160,11 @@ class Settings(BaseModel):
         description="Disk budget of state_dir; spans past it are dropped (counted, logged).",
     )
     state_flush_interval_s: float = Field(
-        0.2, gt=0, le=10, description="Most time between an event and its state on disk."
+        0.2,
+        gt=0,
+        le=10,
+        description="Most time between an event and its run's state on disk (finished spans "
+        "not yet delivered: twice that).",
     )
     shutdown_open_runs: Literal["keep", "close"] = Field(
         "keep",

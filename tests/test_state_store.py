@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import NO_TIMESTAMP_NS
+from helpers import NO_TIMESTAMP_NS, run_events, seed_events
 from otel_bridge.core.engine import Engine
 from otel_bridge.core.errors import StateError
 from otel_bridge.core.ids import TraceParent
@@ -17,6 +17,7 @@ from otel_bridge.core.outputs import Output, RunOpened
 from otel_bridge.errors import ExportError
 from otel_bridge.sinks.export_queue import ExportQueue
 from otel_bridge.sinks.router import Router
+from otel_bridge.store.codec import decode_record, encode_record
 from otel_bridge.store.database import FILE_NAME, StateDatabase
 from otel_bridge.store.keeper import StateKeeper
 from otel_bridge.store.writer import StateWriter
@@ -171,3 +172,11 @@ def test_the_file_stays_near_the_budget_and_shrinks_after_delivery(tmp_path: Pat
     database.checkpoint()
     assert database.size_on_disk() < counted / 10
     writer.close()
+
+
+def test_span_records_come_back_equal_from_their_stored_bytes() -> None:
+    """Every seed span (events, sequences, parents) survives the codec unchanged."""
+    records = run_events(seed_events())
+    assert records
+    for record in records:
+        assert decode_record(encode_record(record)) == record

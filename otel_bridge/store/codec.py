@@ -7,6 +7,7 @@ a restart sends the same span (same ids, same attributes).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -37,8 +38,8 @@ def encode_record(record: SpanRecord) -> bytes:
             record.name,
             record.start_ns,
             record.end_ns,
-            dict(record.attributes),
-            [[e.name, e.time_ns, dict(e.attributes)] for e in record.events],
+            record.attributes,  # a dict (orjson takes it as it is)
+            [[e.name, e.time_ns, e.attributes] for e in record.events] if record.events else (),
             record.status.value,
             record.status_message,
             record.result.value,
@@ -47,8 +48,17 @@ def encode_record(record: SpanRecord) -> bytes:
             record.client,
             record.trace_state,
         ],
-        default=list,  # attribute sequences (tuples are native; other sequences)
+        default=_plain,
     )
+
+
+def _plain(value: object) -> object:
+    """What orjson does not take natively: other mappings and sequences."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, Iterable):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not an attribute value")
 
 
 def decode_record(data: bytes) -> SpanRecord:

@@ -1,12 +1,13 @@
 """The one thread that writes the state database, in batches.
 
 Callers (the event loop, the export workers) only hand changes over, coalesced in memory: a
-run changed fifty times between two commits is written once, a span acknowledged before its
-row was committed is never written at all. The thread commits every ``interval_s`` (or at
-once on :meth:`StateWriter.poke`), so a SIGKILL loses at most the changes of the last
-interval. The disk budget is kept here: span records past it are refused (the caller counts
-and logs the drop); task spans are refused at 90% of the budget, so a run's root span still
-finds room after its children were turned away.
+run changed fifty times between two commits is written once, and a span is written at the
+commit after next, so the many an exporter delivers within that time never touch the disk.
+The thread commits every ``interval_s`` (or at once on :meth:`StateWriter.poke`), so a
+SIGKILL loses at most the run changes of the last interval and the spans of the last two.
+The disk budget is kept here: span records past it are refused (the caller counts and logs
+the drop); task spans are refused at 90% of the budget, so a run's root span still finds
+room after its children were turned away.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ class StateWriter:
         self._on_commit = on_commit
         self._pending = Changes()
         self._pending_spans: dict[tuple[str, int], int] = {}  # (exporter, seq) -> index
+        # Spans handed over since the last commit: written at the next one but one, so the
+        # many an exporter delivers within that time never touch the disk.
+        self._young: dict[tuple[str, int], tuple[str, int, bool, bytes]] = {}
+        self._everything = False
         self._bytes = stored_bytes  # span and run bytes stored or about to be
         self._run_sizes: dict[RunKey, int] = {}
         self._cond = threading.Condition()
@@ -62,7 +67,7 @@ class StateWriter:
     def unsaved(self) -> int:
         """Changes handed over and not yet committed."""
         with self._cond:
-            return len(self._pending) + (1 if self._writing else 0)
+            return len(self._pending) + len(self._young) + (1 if self._writing else 0)
 
     def put_run(self, key: RunKey, doc: bytes | None) -> None:
         """An open run's snapshot (``None``: forget it, it ended without a record)."""
@@ -92,8 +97,7 @@ class StateWriter:
             if self._bytes + size > limit:
                 return False
             self._bytes += size
-            self._pending_spans[(exporter, seq)] = len(self._pending.spans)
-            self._pending.spans.append((exporter, seq, root, record))
+            self._young[(exporter, seq)] = (exporter, seq, root, record)
         return True
 
     def ack_spans(self, exporter: str, seqs: list[tuple[int, int]]) -> None:
@@ -102,6 +106,8 @@ class StateWriter:
             spans = self._pending.spans
             for seq, size in seqs:
                 self._bytes -= size
+                if self._young.pop((exporter, seq), None) is not None:
+                    continue
                 index = self._pending_spans.pop((exporter, seq), None)
                 if index is None:
                     self._pending.acks.append((exporter, seq))
@@ -118,9 +124,9 @@ class StateWriter:
         """Commit everything handed over so far; False if that took longer than the timeout."""
         deadline = time.monotonic() + timeout_s
         with self._cond:
-            self._poked = True
+            self._poked = self._everything = True
             self._cond.notify_all()
-            while len(self._pending) or self._writing:
+            while len(self._pending) or self._young or self._writing:
                 if not self._thread.is_alive():
                     return False
                 remaining = deadline - time.monotonic()
@@ -149,10 +155,17 @@ class StateWriter:
         with self._cond:
             self._cond.wait_for(lambda: self._poked or self._closing, timeout=self.interval_s)
             self._poked = False
-            if not len(self._pending):
+            if not len(self._pending) and not self._young:
                 return None if self._closing else Changes()
             changes, self._pending = self._pending, Changes()
-            self._pending_spans = {}
+            young, self._young = list(self._young.values()), {}
+            if self._everything or self._closing:
+                self._everything = False
+                changes.spans.extend(young)
+                self._pending_spans = {}
+            else:  # the young spans wait one more round (unless delivered by then)
+                self._pending.spans = young
+                self._pending_spans = {(e, q): i for i, (e, q, _, _) in enumerate(young)}
             changes.spans = [row for row in changes.spans if row[1] >= 0]
             self._writing = bool(len(changes))
             self._cond.notify_all()
