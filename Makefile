@@ -52,7 +52,7 @@ demo: venv
 system:
 	bash .ci/install-system.sh
 
-## tools: only the pinned Go tools (jaeger, helm) into .tools/bin (no root needed)
+## tools: only the pinned Go tools (jaeger, helm, otelcol) into .tools/bin (no root needed)
 tools:
 	bash tools/build.sh
 
