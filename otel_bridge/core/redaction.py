@@ -117,7 +117,12 @@ def _is_secret_pair(mapping: dict[Any, Any]) -> bool:
 
 
 def _key_rule_fires(value: Any, strings: list[str]) -> bool:
-    """Collect the string leaves :func:`redact` would scan; tell whether a key rule fires."""
+    """Collect the string leaves :func:`redact` would scan; tell whether a key rule fires.
+
+    Leaves are handled in their container's loop and keys that name no secret are known
+    from a cache, so a 1 KB payload costs one call per container, not one per node. An
+    item whose key rule fires is not walked (it is replaced whole).
+    """
     kind = type(value)
     if kind is str:
         if len(value) > 3:
@@ -125,9 +130,17 @@ def _key_rule_fires(value: Any, strings: list[str]) -> bool:
         return False
     fires = False
     if kind is dict:
-        fires = _is_secret_pair(value)
+        if ("name" in value or "key" in value or "header" in value) and _is_secret_pair(value):
+            fires = True
         for key, item in value.items():
-            if (item is not None and is_secret_key(str(key), item)) or _key_rule_fires(
+            if item is not None and _may_name_secret(key) and is_secret_key(str(key), item):
+                fires = True
+                continue
+            inner = type(item)
+            if inner is str:
+                if len(item) > 3:
+                    strings.append(item)
+            elif (inner is dict or inner is list or inner is tuple) and _key_rule_fires(
                 item, strings
             ):
                 fires = True
@@ -135,9 +148,31 @@ def _key_rule_fires(value: Any, strings: list[str]) -> bool:
         if len(value) == 2 and type(value[0]) is str and is_secret_key(value[0], "x"):
             fires = True
         for item in value:
-            if _key_rule_fires(item, strings):
+            inner = type(item)
+            if inner is str:
+                if len(item) > 3:
+                    strings.append(item)
+            elif (inner is dict or inner is list or inner is tuple) and _key_rule_fires(
+                item, strings
+            ):
                 fires = True
     return fires
+
+
+_SECRET_NAMED: dict[str, bool] = {}
+_SECRET_NAMED_MAX = 16384
+
+
+def _may_name_secret(key: Any) -> bool:
+    """Whether a key names a secret for some value (cached per string key, bounded)."""
+    if type(key) is not str:
+        return is_secret_key(str(key), "x")
+    named = _SECRET_NAMED.get(key)
+    if named is None:
+        named = is_secret_key(key, "x")
+        if len(_SECRET_NAMED) < _SECRET_NAMED_MAX:
+            _SECRET_NAMED[key] = named
+    return named
 
 
 def redact(value: Any, *, strings: bool = True) -> Any:
