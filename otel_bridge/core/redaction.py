@@ -133,9 +133,13 @@ def _key_rule_fires(value: Any, strings: list[str]) -> bool:
         if ("name" in value or "key" in value or "header" in value) and _is_secret_pair(value):
             fires = True
         for key, item in value.items():
-            if item is not None and _may_name_secret(key) and is_secret_key(str(key), item):
-                fires = True
-                continue
+            if item is not None:
+                named = _SECRET_NAMED.get(key)
+                if named is None:
+                    named = _may_name_secret(key)
+                if named and is_secret_key(str(key), item):
+                    fires = True
+                    continue
             inner = type(item)
             if inner is str:
                 if len(item) > 3:
@@ -222,7 +226,9 @@ class PayloadPolicy:
             return None, False
         text = compact_json(value)
         limit = self.max_bytes + MARGIN_CHARS
-        if self.mode is CaptureMode.REDACTED and len(text) <= limit and might_hold_secret(text):
+        if self.mode is CaptureMode.REDACTED and len(text) <= limit:
+            if not might_hold_secret(text):  # what payload_json would find, without a rescan
+                return truncate_utf8(text, self.max_bytes)
             # Whole and parsed already: the text's trigger may be a mere key ("key_issues");
             # one scan of the string leaves, with the key rules, says whether to walk at all.
             strings: list[str] = []

@@ -46,7 +46,7 @@ def identity(event: TrackedEvent) -> str:
     if event.timestamp_ns is None:
         return digest(event.model_dump_json())
     parts = (event.event_type, event.task_id, event.task_name, event.timestamp_ns, event.message)
-    return digest(repr(parts))
+    return _digest(repr(parts))  # unique per event: the cache of short digests would only churn
 
 
 @dataclass
