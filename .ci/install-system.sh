@@ -2,7 +2,7 @@
 # Installs what the test-suite needs outside the venv, idempotently:
 #   - Debian packages: prometheus (prometheus + promtool) for the metrics tests, and
 #     podman buildah mmdebstrap uidmap fuse-overlayfs for the container-image build;
-#   - the pinned Go tools (jaeger, helm) via tools/build.sh into .tools/bin/.
+#   - the pinned Go tools (jaeger, helm, otelcol) via tools/build.sh into .tools/bin/
 # Runs as root without stdin (CI); a developer can run it with sudo.
 set -euo pipefail
 

@@ -20,10 +20,10 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
-from typing import Protocol
 
 from otel_bridge.core.records import SpanRecord
 from otel_bridge.errors import ExportError, ExportRejected
+from otel_bridge.sinks.export_stats import ExportStats, NullStats
 from otel_bridge.sinks.span_sinks import SpanSink
 from otel_bridge.sources.backoff import backoff
 from otel_bridge.store.spool import Kept, SpanSpool
@@ -31,38 +31,7 @@ from otel_bridge.store.spool import Kept, SpanSpool
 log = logging.getLogger(__name__)
 LOG_INTERVAL_S = 10.0
 DROP_LOG_INTERVAL_S = LOG_INTERVAL_S
-
-
-class ExportStats(Protocol):
-    """Where an export queue reports what happened to spans (the metrics)."""
-
-    def exported(self, exporter: str, count: int) -> None:
-        """Spans delivered."""
-
-    def failed(self, exporter: str, count: int) -> None:
-        """Spans in an export attempt that failed (they are retried)."""
-
-    def dropped(self, exporter: str, reason: str, count: int) -> None:
-        """Spans dropped before export."""
-
-    def queue_depth(self, exporter: str, depth: int) -> None:
-        """Spans waiting."""
-
-
-class NullStats:
-    """Stats that go nowhere (tools that need no metrics)."""
-
-    def exported(self, exporter: str, count: int) -> None:
-        """Ignore."""
-
-    def failed(self, exporter: str, count: int) -> None:
-        """Ignore."""
-
-    def dropped(self, exporter: str, reason: str, count: int) -> None:
-        """Ignore."""
-
-    def queue_depth(self, exporter: str, depth: int) -> None:
-        """Ignore."""
+__all__ = ["DROP_LOG_INTERVAL_S", "ExportQueue", "ExportStats", "NullStats"]
 
 
 class ExportQueue:
