@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from otel_bridge.sinks.export_queue import ExportQueue
 from otel_bridge.sinks.exposition import encode
 from otel_bridge.sinks.metrics import Metrics
 from otel_bridge.sinks.span_sinks import MemorySink
+from otel_bridge.store.keeper import StateKeeper
 from support.process import require_binary
 
 pytestmark = pytest.mark.integration
@@ -110,15 +112,21 @@ def substitute(expr: str, window: str) -> str:
 
 
 def fed_registry() -> CollectorRegistry:
-    """Return a registry fed the seed's events through engine, router and an export queue."""
+    """Return a registry fed the seed's events through engine, router and an export queue.
+
+    With a state dir, so the state metrics are there too.
+    """
     registry = CollectorRegistry()
     metrics = Metrics(registry, runtime=True)
-    queue = ExportQueue(MemorySink(), metrics)
+    state = StateKeeper(tempfile.mkdtemp(prefix="fed-state-"), registry=registry)
+    queue = ExportQueue(MemorySink(), metrics, spool=state.spool_for("memory"))
     pipeline = Driver([queue], metrics)
+    pipeline.listeners.append(state.observe)
     for index, event in enumerate(seed_events()):
         pipeline.handle_object(event, received_ns=received_ns(event, index))
     pipeline.close_all()
     pipeline.close()
+    state.writer.close()
     return registry
 
 

@@ -20,6 +20,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -164,7 +165,7 @@ class Scenario:
 
 
 @pytest.fixture
-async def scenario() -> AsyncIterator[Scenario]:
+async def scenario(tmp_path: Path) -> AsyncIterator[Scenario]:
     quirks = Quirks(close_after_terminal=0.1, keepalive_interval=2.0)
     # Real time (scale 1): the durations played are what the dashboards must show.
     async with running_rig(
@@ -175,6 +176,7 @@ async def scenario() -> AsyncIterator[Scenario]:
         app_ping_interval_s=0,
         flow_deny=["Denied_.*"],
         otlp="off",
+        state_dir=str(tmp_path / "state"),  # its metrics feed the state dir alert
     ) as rig:
         prom = RulesPrometheus([f"{LOOPBACK}:{rig.server.port}"])
         await off_loop(prom.start)

@@ -68,6 +68,7 @@ class StateKeeper:
         self.database = StateDatabase(directory)
         self.saved: Saved = self.database.load()
         self._dirty: set[RunKey] = set()
+        self.writer_budget = max_bytes
         self._commit_seconds: Histogram | None = None
         if registry is not None:
             self._metrics(registry)
@@ -86,6 +87,11 @@ class StateKeeper:
             "Bytes of run snapshots and undelivered spans in state_dir (against state_max_bytes).",
             registry=registry,
         ).set_function(lambda: self.writer.stored_bytes)
+        Gauge(
+            "otel_bridge_state_max_bytes",
+            "The disk budget of state_dir (state_max_bytes).",
+            registry=registry,
+        ).set(self.writer_budget)
         Gauge(
             "otel_bridge_state_file_bytes",
             "Size of the state database on disk (file and write-ahead log).",
