@@ -115,6 +115,16 @@ def test_secret_keys_redacted_at_any_depth(key: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "key", ["pin", "user_pin", "userPin", "PIN", "session_id", "sessionId", "api-id", "master_id"]
+)
+def test_secret_keys_without_a_trigger_word_are_redacted_alone(key: str) -> None:
+    """A payload whose only secret is a key with no trigger word in it is still redacted."""
+    policy = PayloadPolicy()
+    text, _ = policy.payload({key: "s3cr3tvalue", "note": "mapping the spinner"})
+    assert "s3cr3tvalue" not in text and "mapping the spinner" in text
+
+
+@pytest.mark.parametrize(
     ("key", "value"),
     [
         ("max_tokens", 512),

@@ -164,8 +164,16 @@ _TRIGGERS = (
 # A URL matters only with userinfo (``scheme://user:pass@``): secret query parameters are
 # found by their key words above, and plain URLs (in every task input) stay on the fast path.
 _URL_WITH_USERINFO = r"://[^/?#\s@\"']+@"
+# Secret keys with no trigger word in them: ``pin`` (``user_pin``, ``userPin``; not the
+# ``pin`` of "mapping" or "spinner") and a qualifier's id (``session_id``, ``apiId``), which
+# is_secret_key redacts: without these a payload holding only such a key would skip the walk.
+_KEY_WITHOUT_TRIGGER = (
+    r"(?-i:(?:[Pp]in|PIN)(?:[^a-z]|$))"
+    r"|(?:api|session|access|signing|encryption|master)[^a-z0-9]?id"
+)
 _PREFILTER = re2.compile(
-    "(?i)" + "|".join([*(re.escape(t) for t in _TRIGGERS), _URL_WITH_USERINFO])
+    "(?i)"
+    + "|".join([*(re.escape(t) for t in _TRIGGERS), _URL_WITH_USERINFO, _KEY_WITHOUT_TRIGGER])
 )
 # The binding's Python-level search wrapper costs more than the search on short strings;
 # its compiled matcher is used directly when this version of google-re2 exposes it.
