@@ -175,15 +175,10 @@ class Bridge:
             try:
                 self.subscribe(item.flow_name, item.run_name, item.parent)
             except RunConflict as exc:
-                keeper.unfollow((item.flow_name, item.run_name))
-                log.warning(
-                    "saved run not followed again",
-                    extra={
-                        "flow_name": item.flow_name,
-                        "run_name": item.run_name,
-                        "error": str(exc),
-                    },
-                )
+                if not isinstance(exc, TooManySubscriptions):  # else kept: a later start may fit
+                    keeper.unfollow((item.flow_name, item.run_name))
+                names = {"flow_name": item.flow_name, "run_name": item.run_name}
+                log.warning("saved run not followed again", extra={**names, "error": str(exc)})
 
     async def stop(self) -> None:
         """Stop subscriptions, flush every exporter within ``shutdown_timeout_s`` in all.
@@ -193,6 +188,7 @@ class Bridge:
         not delivered by the deadline is dropped (counted, logged).
         """
         deadline = time.monotonic() + self.settings.shutdown_timeout_s
+        left = 0
         self.ready = False
         if self._pinger is not None:
             self._pinger.cancel()

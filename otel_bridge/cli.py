@@ -222,7 +222,9 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
     bridge.router.close(settings.shutdown_timeout_s)
     if keeper is not None:
         keeper.save(bridge.engine, everything=True)
-        keeper.writer.close()
+        if not keeper.writer.close():
+            print(f"otel-bridge: the state in {keeper.directory} was not saved", file=sys.stderr)
+            return 1
         report.carried_over = len(bridge.engine.open_runs())
     if args.metrics_out:
         write_metrics_file(registry, args.metrics_out)

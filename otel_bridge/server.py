@@ -237,15 +237,15 @@ class BridgeServer:
     async def start(self) -> None:
         """Start the bridge and listen; on failure, undo what was started and raise."""
         self.bridge.listening = False
-        await self.bridge.start()
         try:
+            await self.bridge.start()
             for listener in (self._metrics, self._control):
                 await self._listen(listener)
+            self.bridge.listening = True
+            self.bridge.resubscribe()
         except BaseException:
             await self.stop()
             raise
-        self.bridge.listening = True
-        self.bridge.resubscribe()
         log.info("listening", extra={"url": self.url, "metrics_url": self.metrics_url})
 
     async def _listen(self, listener: _Listener) -> None:

@@ -285,7 +285,7 @@ async def test_open_runs_at_shutdown_are_kept_or_closed_as_asked(
         assert roots == [] and len(saved.runs) == 1 and len(saved.subscriptions) == 1
     else:
         assert [r.result.value for r in roots] == ["error"]
-        assert saved.runs == [] and saved.subscriptions == []
+        assert not saved.runs and not saved.subscriptions
 
 
 async def test_oversized_spans_through_the_bridge_arrive_trimmed_with_their_run(

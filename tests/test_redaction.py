@@ -11,6 +11,9 @@ import pytest
 from opentelemetry.sdk.resources import Resource
 
 from helpers import SEED_SECRETS, by_name, run_events, seed_events, span_dict
+from otel_bridge.core.engine import Engine
+from otel_bridge.core.json_redaction import redact_json
+from otel_bridge.core.outputs import FrameRejected
 from otel_bridge.core.records import Result, SpanRecord
 from otel_bridge.core.redaction import (
     REDACTED,
@@ -363,3 +366,15 @@ def test_redaction_is_linear_in_text_length(unit: str) -> None:
     began = time.perf_counter()
     assert redact_text(text) == text
     assert time.perf_counter() - began < 2
+
+
+def test_json_escapes_do_not_hide_secret_keys_or_values() -> None:
+    """A key or value spelt with unicode escapes is redacted in JSON text and frame previews."""
+    text = '{"\\u0070assword":"hunter2xyz","a":"\\u0042earer abcdefgh123"}'
+    assert "hunter2xyz" not in redact_json(text) and "abcdefgh123" not in redact_json(text)
+    frame = (
+        '{"event_type":"flow_started","flow_name":"Other","run_name":"r9",'
+        '"\\u0070assword":"hunter2xyz"}'
+    )
+    (rejected,) = Engine().receive(frame, run=("F", "r1"), received_ns=1)
+    assert isinstance(rejected, FrameRejected) and "hunter2xyz" not in rejected.preview

@@ -147,7 +147,7 @@ def test_state_dir_holds_no_planted_secret(tmp_path: Path) -> None:
     keeper.save(engine, everything=True)
     assert keeper.writer.flush(5)
     written = b"".join(p.read_bytes() for p in tmp_path.iterdir())
-    assert StateDatabase(tmp_path).load().span_counts  # spans are there, waiting
+    assert keeper.database.load().span_counts  # spans are there, waiting
     assert [s for s in secrets if s.encode() in written] == []
     queue.close(0.1)
     keeper.writer.close(5)
@@ -180,3 +180,76 @@ def test_span_records_come_back_equal_from_their_stored_bytes() -> None:
     assert records
     for record in records:
         assert decode_record(encode_record(record)) == record
+
+
+def test_one_bridge_per_state_dir(tmp_path: Path) -> None:
+    """A second bridge on a state dir in use is refused with a clear error, not let in."""
+    first = StateDatabase(tmp_path)
+    with pytest.raises(StateError, match="in use by another otel-bridge"):
+        StateDatabase(tmp_path)
+    first.close()
+    StateDatabase(tmp_path).close()  # free again once the first has gone
+
+
+def test_a_damaged_database_is_a_clear_error(tmp_path: Path) -> None:
+    """A state file that is not a database: StateError saying to move the directory away."""
+    (tmp_path / FILE_NAME).write_bytes(b"not a database" * 1000)
+    with pytest.raises(StateError, match="move the directory away"):
+        StateKeeper(str(tmp_path))
+
+
+def test_a_run_saved_open_and_ended_stays_ended(tmp_path: Path) -> None:
+    """Damaged state listing a run as open and as ended: it is not reopened (no second root)."""
+    first = Kept(tmp_path)
+    first.feed(frames(3))
+    first.save_and_close()
+    with sqlite3.connect(tmp_path / FILE_NAME) as db:
+        db.execute("INSERT INTO closed (flow, run, trace) VALUES (?, ?, ?)", (FLOW, RUN, "ab" * 16))
+    second = Kept(tmp_path)
+    assert second.keeper.restore(second.engine, now_ns=NO_TIMESTAMP_NS) == []
+    assert second.engine.is_closed(FLOW, RUN) and not second.engine.is_open(FLOW, RUN)
+
+
+def test_the_budget_counts_a_restored_run_once(tmp_path: Path) -> None:
+    """Saving a restored run again replaces its size in the budget; its end frees it."""
+    first = Kept(tmp_path)
+    first.feed(frames(4))
+    first.save_and_close()
+    second = Kept(tmp_path)
+    before = second.keeper.writer.stored_bytes
+    assert before > 0
+    second.keeper.restore(second.engine, now_ns=NO_TIMESTAMP_NS)
+    second.keeper.save(second.engine, everything=True)
+    assert abs(second.keeper.writer.stored_bytes - before) < before // 2
+    second.router.emit(second.engine.close_all())
+    assert second.keeper.writer.stored_bytes == 0
+    second.keeper.writer.close()
+
+
+def test_spans_of_an_exporter_not_configured_now_are_kept(tmp_path: Path) -> None:
+    """A start without an exporter keeps its undelivered spans for a later start."""
+    keeper = StateKeeper(str(tmp_path), interval_s=0.01)
+    assert keeper.writer.add_span("otlp", 1, False, b"x" * 100)
+    assert keeper.writer.close()
+    again = StateKeeper(str(tmp_path), interval_s=0.01)
+    again.forget_exporters({"file"})
+    assert again.writer.close()
+    assert StateDatabase(tmp_path).load().span_counts == {"otlp": 1}
+
+
+def test_a_run_named_with_a_secret_shape_stays_out_of_the_state_dir(tmp_path: Path) -> None:
+    """Names the egress policy would redact are not written; such a run is memory-only."""
+    token = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+    run = f"run-{token}"
+    keeper = StateKeeper(str(tmp_path), interval_s=0.01)
+    engine, router = Engine(), Router([])
+    router.listeners.append(keeper.observe)
+    frame = json.dumps({"event_type": "flow_started", "flow_name": FLOW, "run_name": run})
+    router.emit(engine.receive(frame, run=(FLOW, run), received_ns=int(T0 * NS)))
+    keeper.follow((FLOW, run), None)
+    keeper.save(engine, everything=True)
+    router.emit(engine.close_all())
+    assert keeper.writer.close()
+    assert engine.is_closed(FLOW, run)
+    written = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert token.encode() not in written

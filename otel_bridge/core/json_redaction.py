@@ -21,7 +21,12 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from otel_bridge.core.secrets import REDACTED, is_secret_key, might_hold_secret, redact_text
+from otel_bridge.core.secrets import (
+    REDACTED,
+    is_secret_key,
+    might_hold_secret_json,
+    redact_text,
+)
 
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\Z)|[{}\[\],:]|[^\s{}\[\],:"]+', re.S)
 _QUOTED = json.dumps(REDACTED)
@@ -152,7 +157,7 @@ class _Scan:
             if index < len(cuts) and cuts[index][0] <= start:
                 continue  # inside a cut already
             token = text[start:end]
-            if might_hold_secret(token):
+            if might_hold_secret_json(token):
                 plain = _decode(token)
                 cleaned = redact_text(plain)
                 if cleaned != plain:
@@ -181,6 +186,6 @@ def _merge(spans: list[Span]) -> list[Span]:
 
 def redact_json(text: str) -> str:
     """Return JSON text (possibly cut) with every secret replaced, structure kept."""
-    if not might_hold_secret(text):
+    if not might_hold_secret_json(text):
         return text
     return _Scan(text).run()

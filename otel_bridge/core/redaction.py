@@ -28,7 +28,13 @@ from typing import Any
 import orjson
 
 from otel_bridge.core.json_redaction import redact_json
-from otel_bridge.core.secrets import REDACTED, is_secret_key, might_hold_secret, redact_text
+from otel_bridge.core.secrets import (
+    REDACTED,
+    is_secret_key,
+    might_hold_secret,
+    might_hold_secret_json,
+    redact_text,
+)
 
 __all__ = [
     "CUT_MARK",
@@ -245,7 +251,7 @@ class PayloadPolicy:
             return None, False
         cut = _cut_chars(text, self.max_bytes)
         was_cut = len(cut) < len(text)
-        if self.mode is CaptureMode.REDACTED and might_hold_secret(cut):
+        if self.mode is CaptureMode.REDACTED and might_hold_secret_json(cut):
             cut = redact_json(cut)
         kept, truncated = truncate_utf8(cut, self.max_bytes)
         return kept, truncated or was_cut

@@ -189,6 +189,11 @@ def might_hold_secret(text: str) -> bool:
     return bool(_MATCHER.Match(_UNANCHORED, raw, 0, len(raw))[0][0] != -1)
 
 
+def might_hold_secret_json(text: str) -> bool:
+    """:func:`might_hold_secret` for JSON text, whose unicode escapes can spell any word."""
+    return "\\u" in text or might_hold_secret(text)
+
+
 # -- values in text ------------------------------------------------------------------------
 _SECRET_VALUE = re.compile(
     r"(?i:\b(bearer|basic|token|digest)\s+[A-Za-z0-9._~+/=-]{4,})"

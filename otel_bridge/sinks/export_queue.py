@@ -18,20 +18,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Iterator
 
+from otel_bridge.core.errors import StateError
 from otel_bridge.core.records import SpanRecord
 from otel_bridge.errors import ExportError, ExportRejected
-from otel_bridge.sinks.export_stats import ExportStats, NullStats
+from otel_bridge.sinks.export_stats import ExportLog, ExportStats, NullStats
 from otel_bridge.sinks.span_sinks import SpanSink
 from otel_bridge.sources.backoff import backoff
 from otel_bridge.store.spool import Kept, SpanSpool
 
 log = logging.getLogger(__name__)
-LOG_INTERVAL_S = 10.0
-DROP_LOG_INTERVAL_S = LOG_INTERVAL_S
-__all__ = ["DROP_LOG_INTERVAL_S", "ExportQueue", "ExportStats", "NullStats"]
 
 
 class ExportQueue:
@@ -58,7 +56,8 @@ class ExportQueue:
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
         self.retries = 0
-        self.dropped: Counter[str] = Counter()
+        self._log = ExportLog(sink.name, self.stats)
+        self.dropped = self._log.dropped  # spans dropped, by reason (what the metric counts)
         self._roots: deque[Kept] = deque()
         self._children: deque[Kept] = deque()
         self._on_disk = 0  # spans kept on disk only, from seq _disk_from on
@@ -71,8 +70,6 @@ class ExportQueue:
         self._abandoned = False
         self._busy = False
         self._flushing = 0
-        self._last_log: dict[str, float] = {}
-        self._unlogged: Counter[str] = Counter()
         self._thread = threading.Thread(target=self._run, name=f"export-{sink.name}", daemon=True)
         self._thread.start()
 
@@ -90,17 +87,21 @@ class ExportQueue:
         """Queue one span without waiting; False (counted, logged) when it was dropped."""
         root = record.kind == "run"
         if self.spool is not None:
-            kept = self.spool.keep(record)
-            if kept is None:
-                return self._drop("state_full", 1)
-            with self._cond:
-                if self._on_disk == 0 and self._has_room(root):
+            data = self.spool.encode(record)
+            with self._cond:  # numbered and placed together: a refill sees it once
+                kept = self.spool.keep(record, data)
+                if kept is None:
+                    depth = -1
+                elif self._on_disk == 0 and self._has_room(root):
                     self._append(kept, root)
                 else:  # memory is full: it waits on disk, read back in order
                     if self._on_disk == 0:
                         self._disk_from = kept[1]
                     self._on_disk += 1
-                depth = self._depth()
+                if kept is not None:
+                    depth = self._depth()
+            if depth < 0:
+                return self._drop("state_full", 1)
         else:
             with self._cond:
                 if self._closing:
@@ -142,11 +143,18 @@ class ExportQueue:
             if not self._on_disk or room < self.max_queue // 2:
                 return
             start = self._disk_from
-        kept, next_seq, consumed = self.spool.read(start, min(room, 4 * self.max_batch))
+        try:
+            kept, next_seq, consumed = self.spool.read(start, min(room, 4 * self.max_batch))
+        except StateError as exc:  # kept on disk (and counted); tried again shortly
+            self._log_failure(exc, self._on_disk, 1)
+            with self._cond:
+                self._cond.wait(min(1.0, self.retry_max_s))
+            return
         with self._cond:
             for item in kept:
                 self._append(item, item[0].kind == "run")
             self._disk_from = next_seq
+            # No row from there on although some were counted: gone (deleted by hand?).
             self._on_disk = 0 if not consumed else max(0, self._on_disk - consumed)
 
     def _take(self) -> list[Kept] | None:
@@ -169,6 +177,16 @@ class ExportQueue:
             self._busy = bool(batch)
             return batch
 
+    def _take_safely(self) -> list[Kept] | None:
+        """:meth:`_take`, surviving a bug: the worker must outlive any one bad read."""
+        try:
+            return self._take()
+        except Exception:
+            log.exception("export queue could not take a batch; going on")
+            with self._cond:
+                self._cond.wait(0.5)
+            return []
+
     def _pop_batch(self) -> list[Kept]:
         """Up to ``max_batch`` spans in the order they were finished (lock held)."""
         roots, children = self._roots, self._children
@@ -182,7 +200,7 @@ class ExportQueue:
 
     def _run(self) -> None:
         try:
-            while (batch := self._take()) is not None:
+            while (batch := self._take_safely()) is not None:
                 if batch:
                     self.stats.queue_depth(self.sink.name, self._depth() - len(batch))
                     self._deliver(batch)
@@ -190,8 +208,7 @@ class ExportQueue:
                     self._busy = False
                     self._inflight = 0
                     self._cond.notify_all()
-                if self._unlogged:
-                    self._log_drops()
+                self._log.drops()
         finally:
             with self._cond:
                 self._busy = False
@@ -256,52 +273,12 @@ class ExportQueue:
 
     # -- telling people -------------------------------------------------------------------
     def _drop(self, reason: str, count: int, detail: str = "") -> bool:
-        """Count and (at most every LOG_INTERVAL_S, with totals) log dropped spans."""
-        if count <= 0:
-            return False
-        self.stats.dropped(self.sink.name, reason, count)
-        with self._cond:
-            self.dropped[reason] += count
-            self._unlogged[reason] += count
-        self._log_drops(detail)
+        """Count and log dropped spans (see :class:`ExportLog`); False, for ``submit``."""
+        self._log.drop(reason, count, detail)
         return False
 
-    def _log_drops(self, detail: str = "", final: bool = False) -> None:
-        """One line per reason with drops not yet logged, at most every LOG_INTERVAL_S."""
-        lines = []
-        with self._cond:
-            now = time.monotonic()
-            for reason in list(self._unlogged):
-                if final or now - self._last_log.get(reason, float("-inf")) >= LOG_INTERVAL_S:
-                    self._last_log[reason] = now
-                    lines.append((reason, self._unlogged.pop(reason), self.dropped[reason]))
-        for reason, since, total in lines:
-            log.warning(
-                "spans dropped",
-                extra={
-                    "exporter": self.sink.name,
-                    "reason": reason,
-                    "count": since,
-                    "total": total,
-                    **({"error": detail} if detail else {}),
-                },
-            )
-
     def _log_failure(self, exc: Exception, spans: int, attempts: int) -> None:
-        now = time.monotonic()
-        if attempts > 1 and now - self._last_log.get("failed", float("-inf")) < LOG_INTERVAL_S:
-            return
-        self._last_log["failed"] = now
-        log.error(
-            "span export failed; retrying",
-            extra={
-                "exporter": self.sink.name,
-                "spans": spans,
-                "attempts": attempts,
-                "waiting": self._depth(),
-                "error": str(exc),
-            },
-        )
+        self._log.failure(exc, spans, attempts, self._depth())
 
     # -- waiting and stopping -------------------------------------------------------------
     def flush(self, timeout_s: float = 30.0) -> bool:
@@ -333,21 +310,33 @@ class ExportQueue:
         Left spans stay in the state directory when there is one; else they are dropped
         (``shutdown_timeout``), counted and logged.
         """
+        self.wait_worker()
+        self.abandon()
+        return self.collect()
+
+    def wait_worker(self) -> None:
+        """Wait for the worker to drain, until the deadline."""
         if self._thread.is_alive():
             self._thread.join(max(0.0, self._deadline - time.monotonic()))
+
+    def abandon(self) -> None:
+        """Stop retrying and shut the sink down (cutting an export a silent receiver holds)."""
         with self._cond:
             self._abandoned = True
             self._cond.notify_all()
-        self._shutdown_sink()  # also cuts an export stuck on a silent receiver
+        self._shutdown_sink()
+
+    def collect(self, grace_s: float = 1.0) -> int:
+        """After :meth:`abandon`: give the worker ``grace_s`` to stop; the spans left."""
         if self._thread.is_alive():
-            self._thread.join(1.0)
+            self._thread.join(grace_s)
         with self._cond:
             left = self._depth() if self._thread.is_alive() else self._depth() - self._inflight
             self._roots.clear()
             self._children.clear()
         if left and self.spool is None:
             self._drop("shutdown_timeout", left)
-        self._log_drops(final=True)  # the last totals, even inside the rate limit
+        self._log.drops(final=True)  # the last totals, even inside the rate limit
         if left and self.spool is None:
             log.error(
                 "export queue did not drain before the deadline; spans lost",

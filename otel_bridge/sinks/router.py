@@ -24,6 +24,7 @@ from otel_bridge.sinks.export_queue import ExportQueue
 from otel_bridge.sinks.metrics import Metrics
 
 log = logging.getLogger(__name__)
+GRACE_S = 0.5  # after the deadline: for cut exports to return
 
 OutputListener = Callable[[Output], None]
 
@@ -68,7 +69,12 @@ class Router:
         deadline = time.monotonic() + timeout_s
         for queue in self.queues:
             queue.begin_close(deadline)
-        return sum(queue.finish_close() for queue in self.queues)
+        for queue in self.queues:  # all drain at once; each waits until the one deadline
+            queue.wait_worker()
+        for queue in self.queues:
+            queue.abandon()
+        grace_end = time.monotonic() + GRACE_S  # one short grace shared, not one per queue
+        return sum(queue.collect(max(0.0, grace_end - time.monotonic())) for queue in self.queues)
 
     def _log(self, output: Output) -> None:
         if isinstance(output, EventDropped) and not log.isEnabledFor(logging.DEBUG):

@@ -114,5 +114,5 @@ def decode_record(data: bytes) -> SpanRecord:
         )
     except StateError:
         raise
-    except (ValueError, TypeError, IndexError) as exc:
+    except Exception as exc:  # anything a damaged row can raise: one clear error
         raise StateError(f"not a stored span ({type(exc).__name__}: {exc})") from exc

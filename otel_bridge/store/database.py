@@ -15,6 +15,7 @@ writes).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import sqlite3
 import threading
@@ -73,7 +74,7 @@ class Changes:
 class Saved:
     """What a state directory held at start-up."""
 
-    runs: list[bytes]
+    runs: dict[RunKey, bytes]
     closed: list[tuple[str, str, str]]
     subscriptions: list[tuple[str, str, str]]
     span_counts: dict[str, int]
@@ -101,6 +102,20 @@ def _connect(path: Path) -> sqlite3.Connection:
     return connection
 
 
+def _lock(directory: Path) -> int:
+    """Hold an exclusive lock on ``directory/lock``: one bridge per state dir."""
+    fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        raise StateError(
+            f"state_dir {directory} is in use by another otel-bridge process "
+            "(a state dir belongs to one bridge)"
+        ) from exc
+    return fd
+
+
 class StateDatabase:
     """The SQLite file of a state directory."""
 
@@ -111,13 +126,17 @@ class StateDatabase:
             self.path = self.directory / FILE_NAME
             if not self.path.exists():
                 os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+            self._lock_file = _lock(self.directory)
             self._db = _connect(self.path)
             self._db.executescript(_SCHEMA)
             self._check_version()
             self._reader = _connect(self.path)
         except (OSError, sqlite3.Error) as exc:
+            if hasattr(self, "_lock_file"):
+                os.close(self._lock_file)
             raise StateError(
-                f"state_dir {self.directory}: cannot open the database: {exc}"
+                f"state_dir {self.directory}: cannot open the database ({exc}); "
+                "move the directory away to start afresh"
             ) from exc
         self._read_lock = threading.Lock()
 
@@ -134,7 +153,7 @@ class StateDatabase:
     def load(self) -> Saved:
         """Everything the directory holds except the span records themselves."""
         db = self._db
-        runs = [bytes(doc) for (doc,) in db.execute("SELECT doc FROM runs")]
+        runs = {(f, r): bytes(doc) for f, r, doc in db.execute("SELECT flow, run, doc FROM runs")}
         closed = [
             (f, r, t) for f, r, t in db.execute("SELECT flow, run, trace FROM closed ORDER BY id")
         ]
@@ -147,7 +166,7 @@ class StateDatabase:
         ):
             counts[exporter], last[exporter] = int(count), int(top)
             span_bytes += int(size or 0)
-        return Saved(runs, closed, subs, counts, span_bytes, sum(map(len, runs)), last)
+        return Saved(runs, closed, subs, counts, span_bytes, sum(map(len, runs.values())), last)
 
     def read_spans(self, exporter: str, from_seq: int, limit: int) -> list[tuple[int, bytes]]:
         """Up to ``limit`` stored spans of ``exporter`` from ``from_seq`` on, in order."""
@@ -157,11 +176,6 @@ class StateDatabase:
                 (exporter, from_seq, limit),
             ).fetchall()
         return [(int(seq), bytes(record)) for seq, record in rows]
-
-    def drop_exporter(self, exporter: str) -> int:
-        """Delete every stored span of an exporter that no longer exists; how many."""
-        cursor = self._db.execute("DELETE FROM spans WHERE exporter=?", (exporter,))
-        return cursor.rowcount
 
     def apply(self, changes: Changes) -> None:
         """Write one batch of changes in one transaction."""
@@ -221,6 +235,7 @@ class StateDatabase:
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
-        """Close both connections."""
+        """Close both connections and let go of the directory."""
         for connection in (self._reader, self._db):
             connection.close()
+        os.close(self._lock_file)  # closing the descriptor releases the lock

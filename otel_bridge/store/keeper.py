@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from dataclasses import dataclass
 
 import orjson
@@ -21,6 +22,7 @@ from otel_bridge.core.engine import Engine
 from otel_bridge.core.errors import StateError, TraceParentError
 from otel_bridge.core.ids import TraceParent, parse_traceparent, parse_tracestate
 from otel_bridge.core.outputs import EventDropped, EventReceived, Output, RunClosed, RunOpened
+from otel_bridge.core.redaction import clean_name
 from otel_bridge.store.database import RunKey, Saved, StateDatabase
 from otel_bridge.store.spool import SpanSpool
 from otel_bridge.store.writer import StateWriter
@@ -35,6 +37,23 @@ class Followed:
     flow_name: str
     run_name: str
     parent: TraceParent | None
+
+
+MAX_UNSTORED = 10_000
+
+
+def spool_key(exporter: str) -> str:
+    """The name an exporter's spans are kept under: OTLP over gRPC or HTTP is one backlog."""
+    return "otlp" if exporter.startswith("otlp") else exporter
+
+
+def storable(key: RunKey) -> bool:
+    """Whether a run's names may be written to the state dir as they are (egress policy).
+
+    Names holding a secret shape (or too long) would be written redacted or cut, and could
+    not be followed again with them; such runs are kept in memory only.
+    """
+    return all(clean_name(name) == name for name in key)
 
 
 def _parent_text(parent: TraceParent | None) -> str:
@@ -66,8 +85,16 @@ class StateKeeper:
         self.directory = directory
         self.interval_s = interval_s
         self.database = StateDatabase(directory)
-        self.saved: Saved = self.database.load()
+        try:
+            self.saved: Saved = self.database.load()
+        except sqlite3.Error as exc:
+            self.database.close()
+            raise StateError(
+                f"state_dir {directory}: the database cannot be read ({exc}); "
+                "move the directory away to start afresh"
+            ) from exc
         self._dirty: set[RunKey] = set()
+        self._unstored: set[RunKey] = set()
         self.writer_budget = max_bytes
         self._commit_seconds: Histogram | None = None
         if registry is not None:
@@ -77,6 +104,7 @@ class StateKeeper:
             interval_s=interval_s,
             max_bytes=max_bytes,
             stored_bytes=self.saved.span_bytes + self.saved.run_bytes,
+            run_sizes={key: len(doc) for key, doc in self.saved.runs.items()},
             on_commit=self._committed,
         )
         self._task: asyncio.Task[None] | None = None
@@ -120,26 +148,37 @@ class StateKeeper:
     # -- start ----------------------------------------------------------------------------
     def spool_for(self, exporter: str) -> SpanSpool:
         """The spool of one exporter (its spans numbered after the saved ones)."""
-        return SpanSpool(self.writer, self.database, exporter, self.saved.last_seq.get(exporter, 0))
+        key = spool_key(exporter)
+        return SpanSpool(self.writer, self.database, key, self.saved.last_seq.get(key, 0))
 
     def saved_spans(self, exporter: str) -> int:
         """How many spans of ``exporter`` the state directory holds from before."""
-        return self.saved.span_counts.get(exporter, 0)
+        return self.saved.span_counts.get(spool_key(exporter), 0)
 
     def forget_exporters(self, current: set[str]) -> None:
-        """Log and delete saved spans of exporters this process does not have (before start)."""
+        """Warn about saved spans of exporters this process does not have.
+
+        They are kept (and count against the budget) for a later start that has the exporter
+        again: a start with OTLP off or another endpoint must not delete an outage's backlog.
+        """
+        keys = {spool_key(name) for name in current}
         for exporter, count in self.saved.span_counts.items():
-            if exporter not in current:
+            if exporter not in keys:
                 log.warning(
-                    "saved spans of an exporter no longer configured are dropped",
+                    "saved spans of an exporter not configured now are kept for a later start",
                     extra={"exporter": exporter, "count": count, "state_dir": self.directory},
                 )
-                self.database.drop_exporter(exporter)
 
     def restore(self, engine: Engine, now_ns: int) -> list[Output]:
         """Reopen the saved runs in the engine; their ``RunOpened(resumed=True)`` outputs."""
+        ended = {(f, r) for f, r, _ in self.saved.closed}
+        both = [key for key in self.saved.runs if key in ended]
+        if both:  # saved open and ended: ended wins (its root was exported already)
+            log.warning(
+                "saved runs also recorded as ended are not reopened", extra={"count": len(both)}
+            )
         try:
-            runs = [orjson.loads(doc) for doc in self.saved.runs]
+            runs = [orjson.loads(doc) for key, doc in self.saved.runs.items() if key not in ended]
         except orjson.JSONDecodeError as exc:
             raise StateError(f"state_dir {self.directory}: a saved run is damaged ({exc})") from exc
         closed = [list(item) for item in self.saved.closed]
@@ -168,7 +207,20 @@ class StateKeeper:
     # -- while running --------------------------------------------------------------------
     def follow(self, key: RunKey, parent: TraceParent | None) -> None:
         """A run is followed (registered): resubscribe it after a restart."""
-        self.writer.put_subscription(key, _parent_text(parent))
+        if self._storable(key):
+            self.writer.put_subscription(key, _parent_text(parent))
+
+    def _storable(self, key: RunKey) -> bool:
+        if storable(key):
+            return True
+        if key not in self._unstored and len(self._unstored) < MAX_UNSTORED:
+            self._unstored.add(key)
+            log.warning(
+                "run kept in memory only: its name holds a secret shape or is too long "
+                "for the state dir",
+                extra={"flow_name": clean_name(key[0]), "run_name": clean_name(key[1])},
+            )
+        return False
 
     def unfollow(self, key: RunKey) -> None:
         """A run is no longer followed."""
@@ -177,16 +229,20 @@ class StateKeeper:
     def observe(self, output: Output) -> None:
         """Router listener: mark changed runs; an ended run is dropped and remembered."""
         if isinstance(output, EventReceived | RunOpened | EventDropped):
-            self._dirty.add((output.flow_name, output.run_name))
+            key = (output.flow_name, output.run_name)
+            if key not in self._dirty and self._storable(key):
+                self._dirty.add(key)
         elif isinstance(output, RunClosed):
             key = (output.flow_name, output.run_name)
+            if not self._storable(key):
+                return
             self._dirty.discard(key)
             self.writer.close_run(key, output.trace_id)
             self.writer.put_subscription(key, None)
 
     def save(self, engine: Engine, everything: bool = False) -> None:
         """Hand the marked runs' snapshots (or every open run's) to the writer; commit soon."""
-        keys = set(engine.open_runs()) if everything else self._dirty
+        keys = {k for k in engine.open_runs() if storable(k)} if everything else self._dirty
         for key in keys:
             doc = engine.snapshot_run(*key)
             if doc is not None:
@@ -211,5 +267,8 @@ class StateKeeper:
         """Save every open run, commit, close the database; False if that timed out."""
         if self._task is not None:
             self._task.cancel()
-        self.save(engine, everything=True)
-        return await asyncio.to_thread(self.writer.close, max(timeout_s, 1.0))
+        try:
+            self.save(engine, everything=True)
+        except Exception:  # what was saved before still is: commit it and the acks
+            log.exception("saving the open runs at shutdown failed")
+        return await asyncio.to_thread(self.writer.close, max(timeout_s, 0.5))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 
 from otel_bridge.core.errors import StateError
 from otel_bridge.core.records import SpanRecord
@@ -27,9 +28,18 @@ class SpanSpool:
         self._seq = last_seq
         self.unreadable = 0
 
-    def keep(self, record: SpanRecord) -> Kept | None:
-        """Store a span until delivered; ``None`` when the disk budget has no room for it."""
-        data = encode_record(record)
+    @staticmethod
+    def encode(record: SpanRecord) -> bytes:
+        """A record's stored form (done outside the export queue's lock)."""
+        return encode_record(record)
+
+    def keep(self, record: SpanRecord, data: bytes | None = None) -> Kept | None:
+        """Number and store a span until delivered; ``None`` when the budget has no room.
+
+        The export queue calls it under its lock, so numbering and its choice of memory or
+        disk happen together.
+        """
+        data = encode_record(record) if data is None else data
         self._seq += 1
         if not self.writer.add_span(self.exporter, self._seq, record.kind == "run", data):
             return None
@@ -45,8 +55,12 @@ class SpanSpool:
 
         A row that cannot be read back (damaged) is logged, deleted and skipped.
         """
-        self.writer.flush()
-        rows = self.database.read_spans(self.exporter, from_seq, limit)
+        if not self.writer.flush():
+            raise StateError("spans waiting on disk cannot be read yet: the state is not saved")
+        try:
+            rows = self.database.read_spans(self.exporter, from_seq, limit)
+        except sqlite3.Error as exc:
+            raise StateError(f"spans waiting on disk cannot be read: {exc}") from exc
         kept: list[Kept] = []
         bad: list[tuple[int, int]] = []
         for seq, data in rows:

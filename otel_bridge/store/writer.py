@@ -34,6 +34,7 @@ class StateWriter:
         interval_s: float = 0.2,
         max_bytes: int = 256 * 1024 * 1024,
         stored_bytes: int = 0,
+        run_sizes: dict[RunKey, int] | None = None,
         on_commit: Callable[[int, float], None] | None = None,
     ) -> None:
         self.database = database
@@ -47,9 +48,14 @@ class StateWriter:
         # Spans handed over since the last commit: written at the next one but one, so the
         # many an exporter delivers within that time never touch the disk.
         self._young: dict[tuple[str, int], tuple[str, int, bool, bytes]] = {}
-        self._everything = False
+        # Flushes wait for a commit covering every change handed over before they were
+        # called: _handed counts hand-overs, _committed the count the last full commit covered.
+        self._handed = 0
+        self._committed = 0
+        self._flush_target = 0
+        self._covering = 0
         self._bytes = stored_bytes  # span and run bytes stored or about to be
-        self._run_sizes: dict[RunKey, int] = {}
+        self._run_sizes: dict[RunKey, int] = dict(run_sizes or {})  # saved runs, already counted
         self._cond = threading.Condition()
         self._poked = False
         self._closing = False
@@ -72,6 +78,7 @@ class StateWriter:
     def put_run(self, key: RunKey, doc: bytes | None) -> None:
         """An open run's snapshot (``None``: forget it, it ended without a record)."""
         with self._cond:
+            self._handed += 1
             self._bytes += (len(doc) if doc else 0) - self._run_sizes.pop(key, 0)
             if doc is not None:
                 self._run_sizes[key] = len(doc)
@@ -80,6 +87,7 @@ class StateWriter:
     def close_run(self, key: RunKey, trace_id: int) -> None:
         """A run ended: drop its snapshot, remember it as ended."""
         with self._cond:
+            self._handed += 1
             self._bytes -= self._run_sizes.pop(key, 0)
             self._pending.runs[key] = None
             self._pending.closed.append((*key, trace_id))
@@ -87,6 +95,7 @@ class StateWriter:
     def put_subscription(self, key: RunKey, parent: str | None) -> None:
         """A followed run (with its traceparent, or "") or ``None``: no longer followed."""
         with self._cond:
+            self._handed += 1
             self._pending.subscriptions[key] = parent
 
     def add_span(self, exporter: str, seq: int, root: bool, record: bytes) -> bool:
@@ -97,12 +106,14 @@ class StateWriter:
             if self._bytes + size > limit:
                 return False
             self._bytes += size
+            self._handed += 1
             self._young[(exporter, seq)] = (exporter, seq, root, record)
         return True
 
     def ack_spans(self, exporter: str, seqs: list[tuple[int, int]]) -> None:
         """Spans delivered (``(seq, size)`` pairs): delete them, or never write them."""
         with self._cond:
+            self._handed += 1
             spans = self._pending.spans
             for seq, size in seqs:
                 self._bytes -= size
@@ -124,9 +135,11 @@ class StateWriter:
         """Commit everything handed over so far; False if that took longer than the timeout."""
         deadline = time.monotonic() + timeout_s
         with self._cond:
-            self._poked = self._everything = True
+            target = self._handed
+            self._flush_target = max(self._flush_target, target)
+            self._poked = True
             self._cond.notify_all()
-            while len(self._pending) or self._young or self._writing:
+            while self._committed < target:
                 if not self._thread.is_alive():
                     return False
                 remaining = deadline - time.monotonic()
@@ -155,12 +168,16 @@ class StateWriter:
         with self._cond:
             self._cond.wait_for(lambda: self._poked or self._closing, timeout=self.interval_s)
             self._poked = False
+            everything = self._closing or self._flush_target > self._committed
             if not len(self._pending) and not self._young:
+                if everything:  # nothing left to write: every hand-over so far is committed
+                    self._committed = self._handed
+                    self._cond.notify_all()
                 return None if self._closing else Changes()
+            self._covering = self._handed if everything else 0
             changes, self._pending = self._pending, Changes()
             young, self._young = list(self._young.values()), {}
-            if self._everything or self._closing:
-                self._everything = False
+            if everything:
                 changes.spans.extend(young)
                 self._pending_spans = {}
             else:  # the young spans wait one more round (unless delivered by then)
@@ -190,6 +207,8 @@ class StateWriter:
                 self._restore(changes)
             else:
                 self.commits += 1
+                with self._cond:
+                    self._committed = max(self._committed, self._covering)
                 if changes.acks:
                     self._release()
                 if self._on_commit is not None:
