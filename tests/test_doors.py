@@ -16,7 +16,6 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
-from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
@@ -24,6 +23,7 @@ from websockets.typing import Subprotocol
 from otel_bridge.cli import main
 from otel_bridge.server import BridgeServer, RepeatFilter, limited_repeats
 from otel_bridge.settings import SettingsError, load_settings
+from support.exposition import metric_value
 from support.ports import LOOPBACK, free_ports
 from support.rig import (
     FAST_RECONNECT,
@@ -460,16 +460,7 @@ async def test_serve_logs_a_flood_of_refused_connections_once_with_its_count() -
             with suppress(aiohttp.ClientError):
                 async with http.get(f"http://{LOOPBACK}:{metrics_port}/metrics") as r:
                     text = await r.text()
-                families = text_string_to_metric_families(text)
-                return next(
-                    (
-                        s.value
-                        for family in families
-                        for s in family.samples
-                        if s.name == CUT and s.labels == {"listener": "control", "reason": "limit"}
-                    ),
-                    0.0,
-                )
+                return metric_value(text, CUT, listener="control", reason="limit")
             return None
 
         async def refused(count: float) -> bool:

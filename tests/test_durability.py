@@ -27,9 +27,10 @@ from otel_bridge.simulator import Quirks, Simulator
 from otel_bridge.simulator.generator import generate_flow
 from otel_bridge.sinks.otlp import spans_of
 from otel_bridge.store.database import StateDatabase
+from support.exposition import fetch_metrics, metric_value
 from support.held_run import FakeClock, HeldRun, run_script, serving_held_run
 from support.otlp_receiver import GrpcReceiver
-from support.outage import RestartableReceiver, scrape, total
+from support.outage import RestartableReceiver
 from support.ports import free_ports
 from support.rig import FAST_RECONNECT, running_rig, serving_process, sigterm
 from support.timing import UNIT, wait_for
@@ -86,10 +87,10 @@ async def settled(http: aiohttp.ClientSession, ports: Ports, events: int) -> Non
     """Wait until the bridge received ``events`` events and committed all it knows to disk."""
 
     async def done() -> bool:
-        metrics = await scrape(http, ports.metrics_url)
+        text = await fetch_metrics(http, ports.metrics_url)
         return (
-            total(metrics, "lao_events_total") >= events
-            and metrics.get("otel_bridge_state_unsaved_changes", 1) == 0
+            metric_value(text, "lao_events_total") >= events
+            and metric_value(text, "otel_bridge_state_unsaved_changes", default=1) == 0
         )
 
     await wait_for(done, 20 * UNIT, f"{events} events received and saved")
@@ -185,8 +186,8 @@ async def test_receiver_down_45s_while_runs_complete_loses_nothing(tmp_path: Pat
                 await sim.wait_run(body["flow_name"], body["run_name"], timeout=60 * UNIT)
 
             async def outage_over() -> bool:
-                metrics = await scrape(http, ports.metrics_url)
-                failed = total(metrics, "otel_bridge_spans_failed_total")
+                text = await fetch_metrics(http, ports.metrics_url)
+                failed = metric_value(text, "otel_bridge_spans_failed_total")
                 return failed > 0 and time.monotonic() - down_since >= 45
 
             await wait_for(outage_over, 120, "a 45 s outage with failed export attempts")
@@ -198,8 +199,8 @@ async def test_receiver_down_45s_while_runs_complete_loses_nothing(tmp_path: Pat
                 30 * UNIT,
                 "every span at the receiver after the outage",
             )
-            metrics = await scrape(http, ports.metrics_url)
-            assert total(metrics, "otel_bridge_spans_dropped_total") == 0
+            text = await fetch_metrics(http, ports.metrics_url)
+            assert metric_value(text, "otel_bridge_spans_dropped_total") == 0
             await sigterm(proc)
     assert sorted(receiver.span_ids()) == sorted(expected)  # once each
 

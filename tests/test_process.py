@@ -8,11 +8,11 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from helpers import SEED_SECRETS
 from otel_bridge.simulator import Quirks, Simulator
 from otel_bridge.sinks.otlp import spans_of
+from support.exposition import fetch_metrics, metric_value
 from support.ports import free_ports
 from support.rig import serving_process, sigterm
 from support.timing import UNIT, wait_for
@@ -31,13 +31,7 @@ async def is_ready(http: aiohttp.ClientSession, url: str) -> bool:
 
 async def events_received(http: aiohttp.ClientSession, url: str, event_type: str) -> float:
     """``lao_events_total`` of that event type, as the bridge at ``url`` serves it."""
-    async with http.get(f"{url}/metrics") as response:
-        text = await response.text()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "lao_events_total" and sample.labels["event_type"] == event_type:
-                return sample.value
-    return 0.0
+    return metric_value(await fetch_metrics(http, url), "lao_events_total", event_type=event_type)
 
 
 async def test_sigterm_ends_open_runs_and_flushes(tmp_path: Path) -> None:

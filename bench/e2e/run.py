@@ -61,6 +61,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -197,15 +198,20 @@ def main(argv: list[str] | None = None) -> int:
     print(report(results, pipelines, args.rates, args.idle), end="")
     if args.json:
         write_json(results, args.json)
-    if failed or args.keep_logs:
-        progress(f"bench: logs kept in {logs}")
-        for log in sorted(current.glob("*.log")) if failed else []:
-            tail = log.read_text(errors="replace").splitlines()[-5:]
-            if tail:
-                progress(f"--- {log.relative_to(logs)} (last lines)\n" + "\n".join(tail))
-    else:
-        shutil.rmtree(logs, ignore_errors=True)
+    finish_logs(logs, current.glob("*.log"), failed=failed, keep=args.keep_logs)
     return 1 if failed else 0
+
+
+def finish_logs(logs: Path, shown: Iterable[Path], *, failed: bool, keep: bool) -> None:
+    """Keep the children's logs (failed: with the last lines of ``shown``) or delete them."""
+    if not (failed or keep):
+        shutil.rmtree(logs, ignore_errors=True)
+        return
+    progress(f"bench: logs kept in {logs}")
+    for log in sorted(shown) if failed else []:
+        tail = log.read_text(errors="replace").splitlines()[-5:]
+        if tail:
+            progress(f"--- {log.relative_to(logs)} (last lines)\n" + "\n".join(tail))
 
 
 if __name__ == "__main__":

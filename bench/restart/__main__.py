@@ -16,7 +16,7 @@ from typing import Any
 
 import bench.restart
 from bench.e2e.procs import CPU_PEERS, BenchError
-from bench.e2e.run import progress
+from bench.e2e.run import finish_logs, progress
 from bench.e2e.run import setup_info as e2e_setup_info
 from bench.restart.outage import Outage, measure_outage
 from bench.restart.resume import Resume, measure_resume
@@ -120,14 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         failed = True
         progress("bench: interrupted")
     print(report(setup, results.resumes, results.outage, args.rates), end="")
-    if failed or args.keep_logs:
-        progress(f"bench: logs kept in {logs}")
-        for log in sorted(logs.rglob("*.log")) if failed else []:
-            tail = log.read_text(errors="replace").splitlines()[-5:]
-            if tail:
-                progress(f"--- {log.relative_to(logs)} (last lines)\n" + "\n".join(tail))
-    else:
-        shutil.rmtree(logs, ignore_errors=True)
+    finish_logs(logs, logs.rglob("*.log"), failed=failed, keep=args.keep_logs)
     return 1 if failed else 0
 
 

@@ -79,7 +79,6 @@ class Saved:
     subscriptions: list[tuple[str, str, str]]
     span_counts: dict[str, int]
     span_bytes: int
-    run_bytes: int
     last_seq: dict[str, int]
 
 
@@ -166,7 +165,7 @@ class StateDatabase:
         ):
             counts[exporter], last[exporter] = int(count), int(top)
             span_bytes += int(size or 0)
-        return Saved(runs, closed, subs, counts, span_bytes, sum(map(len, runs.values())), last)
+        return Saved(runs, closed, subs, counts, span_bytes, last)
 
     def read_spans(self, exporter: str, from_seq: int, limit: int) -> list[tuple[int, bytes]]:
         """Up to ``limit`` stored spans of ``exporter`` from ``from_seq`` on, in order."""

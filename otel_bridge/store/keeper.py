@@ -95,18 +95,18 @@ class StateKeeper:
             ) from exc
         self._dirty: set[RunKey] = set()
         self._unstored: set[RunKey] = set()
-        self.writer_budget = max_bytes
         self._commit_seconds: Histogram | None = None
-        if registry is not None:
-            self._metrics(registry)
+        run_sizes = {key: len(doc) for key, doc in self.saved.runs.items()}
         self.writer = StateWriter(
             self.database,
             interval_s=interval_s,
             max_bytes=max_bytes,
-            stored_bytes=self.saved.span_bytes + self.saved.run_bytes,
-            run_sizes={key: len(doc) for key, doc in self.saved.runs.items()},
+            stored_bytes=self.saved.span_bytes + sum(run_sizes.values()),
+            run_sizes=run_sizes,
             on_commit=self._committed,
         )
+        if registry is not None:
+            self._metrics(registry)
         self._task: asyncio.Task[None] | None = None
 
     def _metrics(self, registry: CollectorRegistry) -> None:
@@ -119,7 +119,7 @@ class StateKeeper:
             "otel_bridge_state_max_bytes",
             "The disk budget of state_dir (state_max_bytes).",
             registry=registry,
-        ).set(self.writer_budget)
+        ).set(self.writer.max_bytes)
         Gauge(
             "otel_bridge_state_file_bytes",
             "Size of the state database on disk (file and write-ahead log).",

@@ -33,13 +33,12 @@ class SpanSpool:
         """A record's stored form (done outside the export queue's lock)."""
         return encode_record(record)
 
-    def keep(self, record: SpanRecord, data: bytes | None = None) -> Kept | None:
+    def keep(self, record: SpanRecord, data: bytes) -> Kept | None:
         """Number and store a span until delivered; ``None`` when the budget has no room.
 
         The export queue calls it under its lock, so numbering and its choice of memory or
         disk happen together.
         """
-        data = encode_record(record) if data is None else data
         self._seq += 1
         if not self.writer.add_span(self.exporter, self._seq, record.kind == "run", data):
             return None

@@ -30,11 +30,11 @@ import aiohttp
 import grpc
 from google.protobuf.json_format import MessageToDict
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
-from prometheus_client.parser import text_string_to_metric_families
 
 from otel_bridge.simulator import Simulator
 
 from . import _http
+from .exposition import metric_value
 from .jaeger import decode_attributes
 from .ports import LOOPBACK, free_ports
 from .process import REPO_ROOT, TOOLS_BIN, ManagedServer, ServerProcess, require_binary
@@ -146,14 +146,7 @@ class CollectorServer(ManagedServer):
         self.process.ensure_running()
         status, text = _http.get(f"http://{LOOPBACK}:{self.telemetry_port}/metrics")
         assert status == 200, text[:500]
-        total = 0.0
-        for family in text_string_to_metric_families(text.decode()):
-            for sample in family.samples:
-                if sample.name.removesuffix("_total") != name.removesuffix("_total"):
-                    continue
-                if all(sample.labels.get(k) == v for k, v in labels.items()):
-                    total += sample.value
-        return total
+        return metric_value(text.decode(), name, **labels)
 
 
 @dataclass(frozen=True)

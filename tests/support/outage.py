@@ -5,10 +5,8 @@ from __future__ import annotations
 from concurrent import futures
 from typing import Any
 
-import aiohttp
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
-from prometheus_client.parser import text_string_to_metric_families
 
 from .otlp_receiver import _Store
 from .ports import free_port
@@ -47,20 +45,3 @@ class RestartableReceiver(_Store):
     def span_ids(self) -> list[str]:
         """Every span id received, duplicates included."""
         return [span["spanId"] for span in self.spans()]
-
-
-async def scrape(http: aiohttp.ClientSession, metrics_url: str) -> dict[str, float]:
-    """The bridge's metrics as ``{'name{k="v",...}': value}`` (labels sorted)."""
-    async with http.get(f"{metrics_url}/metrics") as response:
-        text = await response.text()
-    out: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return out
-
-
-def total(metrics: dict[str, float], name: str) -> float:
-    """The sum of every series of ``name``."""
-    return sum(v for k, v in metrics.items() if k == name or k.startswith(name + "{"))
