@@ -33,7 +33,7 @@ DEFAULT_SERVICE_NAME = "lao-workflows"
 KEEP_FINISHED = 1000
 WATCHDOG_PERIOD_S = 1.0
 DEFAULT_BATCH = 512  # spans per export request (OTEL_BSP_MAX_EXPORT_BATCH_SIZE)
-DEFAULT_DELAY_S = 0.2  # longest wait for a full batch (OTEL_BSP_SCHEDULE_DELAY, in ms)
+DEFAULT_DELAY_S = 0.05  # longest wait for a full batch (OTEL_BSP_SCHEDULE_DELAY, ms): lag
 
 
 def make_resource(extra: dict[str, str] | None = None) -> Resource:
@@ -132,6 +132,8 @@ class Bridge:
         if self.keeper is not None:
             self.router.listeners.append(self.keeper.observe)
         self.subscriptions: dict[tuple[str, str], Subscription] = {}
+        self._counted: dict[tuple[str, str], str] = {}
+        self._state_counts: dict[str, int] = dict.fromkeys(SUBSCRIPTION_STATES, 0)
         # Runs subscribed for pass-through clients only (never registered over /v1/runs):
         # dropped when the last of their clients leaves.
         self._passthrough_only: set[tuple[str, str]] = set()
@@ -378,12 +380,21 @@ class Bridge:
                 self._in_background(sub.stop())
 
     def _state_changed(self, sub: Subscription) -> None:
-        counts = dict.fromkeys(SUBSCRIPTION_STATES, 0)
-        for each in self.subscriptions.values():
-            counts[each.state] = counts.get(each.state, 0) + 1
-        self.metrics.set_subscriptions(counts)
+        self._recount(sub.key)
+        self.metrics.set_subscriptions(self._state_counts)
+
+    def _recount(self, key: tuple[str, str]) -> None:
+        """Count the run's subscription (if still known) in its state, once; no full recount."""
+        old = self._counted.pop(key, None)
+        if old is not None:
+            self._state_counts[old] -= 1
+        current = self.subscriptions.get(key)
+        if current is not None:
+            self._counted[key] = current.state
+            self._state_counts[current.state] = self._state_counts.get(current.state, 0) + 1
 
     def _prune(self) -> None:
         finished = [k for k, s in self.subscriptions.items() if not s.active]
         for key in finished[: max(0, len(finished) - KEEP_FINISHED)]:
             del self.subscriptions[key]
+            self._recount(key)

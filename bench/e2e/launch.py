@@ -13,10 +13,14 @@ from pathlib import Path
 from bench.e2e.client import Http
 from bench.e2e.frames import FLOW, run_name
 from bench.e2e.procs import BIN, CPU_PEERS, CPU_TEST, BenchError, Children, read_port_file, wait_for
+from otel_bridge.bridge import DEFAULT_DELAY_S
 
 # The stock pipeline's batch processor gets the bridge's export queue (export_queue_size and
-# its 0.2 s batch delay) instead of the SDK's 2,048 spans and 5 s, so both buffer alike.
-STOCK_ENV = {"OTEL_BSP_MAX_QUEUE_SIZE": "20000", "OTEL_BSP_SCHEDULE_DELAY": "200"}
+# its batch delay) instead of the SDK's 2,048 spans and 5 s, so both buffer alike.
+STOCK_ENV = {
+    "OTEL_BSP_MAX_QUEUE_SIZE": "20000",
+    "OTEL_BSP_SCHEDULE_DELAY": str(round(DEFAULT_DELAY_S * 1000)),
+}
 # The "listening" log line: the control API at ``url``; /readyz at ``metrics_url`` when the
 # metrics have a listener of their own, else at ``url`` too.
 LISTENING = re.compile(r"listening.*?\burl\W+https?://[^\s:/\"']+:(\d+)")

@@ -13,7 +13,7 @@ per-run sockets, pre-serialised frames, sends on "go", optionally paced),
 test: ``otel-bridge serve`` with default settings (capture=redacted) or ``bench/stock.py``
 (``websockets`` + ``json.loads`` + SDK spans + ``BatchSpanProcessor`` + SDK OTLP/gRPC +
 ``prometheus_client``; its batch processor gets the bridge's export queue size and delay,
-20,000 spans and 0.2 s). The process under test is pinned to CPU 0 with ``taskset -c 0``;
+20,000 spans and 50 ms). The process under test is pinned to CPU 0 with ``taskset -c 0``;
 source, receiver and this script to CPU 1 (without ``taskset`` or a second CPU it says so and
 runs unpinned). Every run is subscribed before the source sends anything (LAO has no replay).
 
