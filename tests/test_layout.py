@@ -34,6 +34,7 @@ CORE_ALLOWED = frozenset(
         "re2",
         "urllib",
         "orjson",
+        "msgspec",
         "heapq",
         "bisect",
         "functools",

@@ -97,7 +97,9 @@ def put_error(
 
 def error_details(error: ErrorInfo) -> Any:
     """Return the error's details plus its unknown fields (None when it has neither)."""
-    extra = dict(error.model_extra or {})
+    if not error.model_extra:
+        return error.details
+    extra = dict(error.model_extra)
     if not extra:
         return error.details
     if error.details is not None:

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import msgspec
+
 from otel_bridge.core import snapshot as snapshots
 from otel_bridge.core.events import TrackedEvent, UnknownEvent
 from otel_bridge.core.frames import (
@@ -139,10 +141,10 @@ class Engine:
         ``received_ns`` get ``received_ns`` instead (``lao.timestamp.adjusted``).
         """
         try:
-            if isinstance(frame, Mapping):
-                classified = classify_object(dict(frame))
-            else:
+            if isinstance(frame, str | bytes):  # first: an ABC check costs more
                 classified = classify_frame(frame, self.limits.max_frame_bytes)
+            else:
+                classified = classify_object(dict(frame))
         except Exception as exc:  # a bug or an input we did not foresee: this frame only
             return [InternalError(*(run or (None, None)), "classify", exc)]
         if isinstance(classified, FrameIgnored):
@@ -179,7 +181,7 @@ class Engine:
         elif classified.timestamp_ns is not None and not (
             received_ns - self._past_ns <= classified.timestamp_ns <= received_ns + self._future_ns
         ):
-            classified = classified.model_copy(update={"timestamp_ns": received_ns})
+            classified = msgspec.structs.replace(classified, timestamp_ns=received_ns)
             adjusted = True
         return self.receive_event(
             classified,

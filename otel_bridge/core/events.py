@@ -3,23 +3,24 @@
 Every field is optional and type-tolerant, as the real socket is (lao-protocol.md):
 timestamps in seconds, milliseconds or ISO-8601; ``error`` as an object or a string;
 unknown fields kept in ``model_extra``. Frames become events in :mod:`.frames`.
+
+The events are msgspec Structs, built two ways with the same result:
+
+- the fast way, :data:`FAST_DECODER` then :func:`settle`: one C-level decode of a frame's
+  text for the common shape (known type, string names, no unknown field); anything else
+  fails that decode (or :func:`settle`) and takes
+- the tolerant way, :func:`event_from_dict`, on the decoded object: every conversion, the
+  unknown fields kept.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Discriminator,
-    Field,
-    Tag,
-    TypeAdapter,
-)
+import msgspec
 
 from otel_bridge.core.timestamps import parse_timestamp
 
@@ -55,20 +56,20 @@ def _opt_float(value: Any) -> float | None:
     return number if math.isfinite(number) and 0 <= number <= MAX_SECONDS else None
 
 
-OptStr = Annotated[str | None, BeforeValidator(_opt_str)]
-OptSeconds = Annotated[float | None, BeforeValidator(_opt_float)]
-TimestampNs = Annotated[int | None, BeforeValidator(parse_timestamp)]
+# What the fast decode accepts as is; any other value fails it (the tolerant way converts).
+_Name = Annotated[str, msgspec.Meta(min_length=1)] | None
+_Seconds = Annotated[float, msgspec.Meta(ge=0, le=MAX_SECONDS)] | None
 
 
-class ErrorInfo(BaseModel):
+class ErrorInfo(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """An event's ``error``: an object with type/message/code/details, or a plain string."""
 
-    model_config = ConfigDict(extra="allow")
-
-    type: OptStr = None
-    message: OptStr = None
-    code: OptStr = None
+    type: _Name = None
+    message: _Name = None
+    code: _Name = None
     details: Any = None
+    model_extra: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    """The error object's fields beyond these (``UNSET``, falsy, when it has none)."""
 
     @property
     def error_type(self) -> str:
@@ -81,95 +82,75 @@ class ErrorInfo(BaseModel):
         return self.message or self.type or self.code or "error"
 
 
-def _error_info(value: Any) -> Any:
-    if value is None or isinstance(value, dict):
-        return value
-    if isinstance(value, str):
-        return {"message": value}
-    return {"message": _opt_str(value)}
+class _EventBase(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    flow_name: _Name = None
+    run_name: _Name = None
+    task_id: _Name = None
+    task_name: _Name = None
+    message: _Name = None
+    if TYPE_CHECKING:
+        timestamp_ns: int | None = None
+    else:  # the wire value until settle() (or the tolerant way) converts it
+        timestamp_ns: str | int | float | None = msgspec.field(default=None, name="timestamp")
+    model_extra: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    """The event's fields beyond the model's (``UNSET``, falsy, when it has none)."""
 
 
-OptError = Annotated[ErrorInfo | None, BeforeValidator(_error_info)]
-
-
-class _EventBase(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-    event_type: str
-    flow_name: OptStr = None
-    run_name: OptStr = None
-    task_id: OptStr = None
-    task_name: OptStr = None
-    message: OptStr = None
-    timestamp_ns: TimestampNs = Field(default=None, alias="timestamp")
-
-
-class FlowStarted(_EventBase):
+class FlowStarted(_EventBase, tag_field="event_type", tag="flow_started"):
     """``flow_started``: the workflow began."""
 
-    event_type: Literal["flow_started"]
+    event_type: ClassVar[str] = "flow_started"
 
 
-class TaskStarted(_EventBase):
+class TaskStarted(_EventBase, tag_field="event_type", tag="task_started"):
     """``task_started``: a node began executing; ``input`` holds its resolved params."""
 
-    event_type: Literal["task_started"]
+    event_type: ClassVar[str] = "task_started"
     input: Any = None
 
 
-class TaskCompleted(_EventBase):
+class TaskCompleted(_EventBase, tag_field="event_type", tag="task_completed"):
     """``task_completed``: a node finished; ``execution_time`` in seconds."""
 
-    event_type: Literal["task_completed"]
-    execution_time: OptSeconds = None
+    event_type: ClassVar[str] = "task_completed"
+    execution_time: _Seconds = None
     output: Any = None
 
 
-class TaskFailed(_EventBase):
+class _Failure(_EventBase):
+    if TYPE_CHECKING:
+        error: ErrorInfo | None = None
+    else:  # a string until settle() makes it an ErrorInfo
+        error: ErrorInfo | str | None = None
+    partial_results: Any = None
+
+
+class TaskFailed(_Failure, tag_field="event_type", tag="task_failed"):
     """``task_failed``: a node failed with ``error``."""
 
-    event_type: Literal["task_failed"]
-    execution_time: OptSeconds = None
-    error: OptError = None
-    partial_results: Any = None
+    event_type: ClassVar[str] = "task_failed"
+    execution_time: _Seconds = None
 
 
-class FlowCompleted(_EventBase):
+class FlowCompleted(_EventBase, tag_field="event_type", tag="flow_completed"):
     """``flow_completed``: the workflow finished; ``output`` is keyed by task name."""
 
-    event_type: Literal["flow_completed"]
-    total_execution_time: OptSeconds = None
+    event_type: ClassVar[str] = "flow_completed"
+    total_execution_time: _Seconds = None
     output: Any = None
 
 
-class FlowError(_EventBase):
+class FlowError(_Failure, tag_field="event_type", tag="flow_error"):
     """``flow_error``: the workflow failed with ``error``."""
 
-    event_type: Literal["flow_error"]
-    error: OptError = None
-    partial_results: Any = None
+    event_type: ClassVar[str] = "flow_error"
 
 
 class UnknownEvent(_EventBase):
     """An event of a type LAO does not document; kept as a span event on the run."""
 
+    event_type: str = ""
 
-def _tag(value: Any) -> str:
-    kind = value.get("event_type") if isinstance(value, dict) else None
-    return kind if kind in KNOWN_EVENT_TYPES else "unknown"
-
-
-Event = Annotated[
-    Annotated[FlowStarted, Tag("flow_started")]
-    | Annotated[TaskStarted, Tag("task_started")]
-    | Annotated[TaskCompleted, Tag("task_completed")]
-    | Annotated[TaskFailed, Tag("task_failed")]
-    | Annotated[FlowCompleted, Tag("flow_completed")]
-    | Annotated[FlowError, Tag("flow_error")]
-    | Annotated[UnknownEvent, Tag("unknown")],
-    Discriminator(_tag),
-]
-EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
 TaskEnd = TaskCompleted | TaskFailed
 TerminalEvent = FlowCompleted | FlowError
@@ -177,3 +158,118 @@ TerminalEvent = FlowCompleted | FlowError
 
 Classified = FlowStarted | TaskStarted | TaskCompleted | TaskFailed | FlowCompleted | FlowError
 TrackedEvent = Classified | UnknownEvent
+
+FAST_DECODER = msgspec.json.Decoder(Classified)
+"""Decodes the common frame (see the module's docstring); raises for any other."""
+
+
+def settle(event: Classified) -> bool:
+    """Finish a fast-decoded event in place; False if it needs the tolerant way instead.
+
+    Fields that only the tolerant way sets (``model_extra``; ``timestamp_ns`` under its own
+    name) cannot come from the fast decode: a frame with such a key is not the common shape
+    (a ``model_extra`` key decodes into that field, or fails the decode when null).
+    """
+    if event.model_extra is not msgspec.UNSET:
+        return False
+    stamp: Any = event.timestamp_ns
+    if stamp is not None:
+        event.timestamp_ns = parse_timestamp(stamp)
+    if isinstance(event, _Failure):
+        error: Any = event.error
+        if error.__class__ is str:
+            event.error = ErrorInfo(message=error or None)
+        elif error is not None and error.model_extra is not msgspec.UNSET:
+            return False
+    return True
+
+
+# The tolerant way ------------------------------------------------------------------------
+
+
+def _raw(value: Any) -> Any:
+    return value
+
+
+def _opt_error(value: Any) -> ErrorInfo | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        return ErrorInfo(message=_opt_str(value))
+    error = ErrorInfo(
+        type=_opt_str(value.get("type")),
+        message=_opt_str(value.get("message")),
+        code=_opt_str(value.get("code")),
+        details=value.get("details"),
+    )
+    extra = {k: v for k, v in value.items() if k not in _ERROR_FIELDS}
+    if extra:
+        error.model_extra = extra
+    return error
+
+
+_ERROR_FIELDS = frozenset({"type", "message", "code", "details"})
+_NAMES = ("flow_name", "run_name", "task_id", "task_name", "message")
+_OWN_FIELDS: dict[type[_EventBase], tuple[tuple[str, Callable[[Any], Any]], ...]] = {
+    FlowStarted: (),
+    TaskStarted: (("input", _raw),),
+    TaskCompleted: (("execution_time", _opt_float), ("output", _raw)),
+    TaskFailed: (("execution_time", _opt_float), ("error", _opt_error), ("partial_results", _raw)),
+    FlowCompleted: (("total_execution_time", _opt_float), ("output", _raw)),
+    FlowError: (("error", _opt_error), ("partial_results", _raw)),
+    UnknownEvent: (),
+}
+_CLASSES: dict[str, type[_EventBase]] = {
+    cls.event_type: cls
+    for cls in (FlowStarted, TaskStarted, TaskCompleted, TaskFailed, FlowCompleted, FlowError)
+}
+
+
+def event_from_dict(data: dict[str, Any]) -> TrackedEvent:
+    """Build the event of a decoded frame whose ``event_type`` is a non-empty string.
+
+    ``timestamp`` may also be given as ``timestamp_ns`` (when ``timestamp`` is absent);
+    every other field the model does not know goes to ``model_extra``, in frame order.
+    """
+    kind = data["event_type"]
+    cls = _CLASSES.get(kind, UnknownEvent)
+    fields: dict[str, Any] = {name: _opt_str(data.get(name)) for name in _NAMES}
+    stamp_key = "timestamp" if "timestamp" in data else "timestamp_ns"
+    fields["timestamp_ns"] = parse_timestamp(data.get(stamp_key))
+    known = {"event_type", stamp_key, *_NAMES}
+    for name, convert in _OWN_FIELDS[cls]:
+        known.add(name)
+        fields[name] = convert(data.get(name))
+    if cls is UnknownEvent:
+        fields["event_type"] = kind
+    event: TrackedEvent = cls(**fields)  # type: ignore[assignment]
+    extra = {k: v for k, v in data.items() if k not in known}
+    if extra:
+        event.model_extra = extra
+    return event
+
+
+def event_fields(event: TrackedEvent) -> dict[str, Any]:
+    """The event as a dict: ``event_type``, its fields (``timestamp`` in ns), then the rest."""
+    fields: dict[str, Any] = {"event_type": event.event_type}
+    for name in event.__struct_fields__:
+        if name == "model_extra" or name == "event_type":
+            continue
+        value = getattr(event, name)
+        if name == "timestamp_ns":
+            fields["timestamp"] = value
+        elif isinstance(value, ErrorInfo):
+            fields[name] = _error_fields(value)
+        else:
+            fields[name] = value
+    if isinstance(event.model_extra, dict):
+        fields.update(event.model_extra)
+    return fields
+
+
+def _error_fields(error: ErrorInfo) -> dict[str, Any]:
+    fields = {"type": error.type, "message": error.message, "code": error.code}
+    fields["details"] = error.details
+    if isinstance(error.model_extra, dict):
+        fields.update(error.model_extra)
+    return fields

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from otel_bridge.core.records import Result, SpanRecord
+from otel_bridge.core.records import Result, SpanRecord, quick_init
 
 
 class NoiseReason(StrEnum):
@@ -69,6 +69,7 @@ class FrameRejected:
     preview: str = ""
 
 
+@quick_init
 @dataclass(frozen=True)
 class EventReceived:
     """An event of a run was accepted for tracking; ``lag_s`` is receive minus event time."""

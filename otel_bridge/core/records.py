@@ -7,12 +7,40 @@ whatever their wire format needs, and the metrics read the same records.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 AttributeValue = str | bool | int | float | Sequence[str]
 Attributes = Mapping[str, AttributeValue]
+
+
+_Frozen = TypeVar("_Frozen", bound=type[Any])
+
+
+def quick_init(cls: _Frozen) -> _Frozen:
+    """Give a frozen dataclass an ``__init__`` that fills its ``__dict__`` in one step.
+
+    The generated one sets each field through ``object.__setattr__`` (a frozen class refuses
+    plain assignment), about 4x slower for a record of 20 fields. Same parameters, defaults,
+    equality, repr and immutability; fields with a ``default_factory`` are not supported.
+    """
+    params, items, defaults = [], [], {}
+    for f in fields(cls):
+        if f.default_factory is not MISSING:
+            raise TypeError(f"{cls.__name__}.{f.name}: default_factory is not supported")
+        if f.default is MISSING:
+            params.append(f.name)
+        else:
+            params.append(f"{f.name}=_default_{f.name}")
+            defaults[f"_default_{f.name}"] = f.default
+        items.append(f"{f.name!r}: {f.name}")
+    body = f"self.__dict__.update({{{', '.join(items)}}})"
+    exec(f"def __init__(self, {', '.join(params)}):\n    {body}\n", defaults)  # own field names
+    init = defaults["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = init
+    return cls
 
 
 class StatusCode(StrEnum):
@@ -48,6 +76,7 @@ class SpanEvent:
     attributes: Attributes = field(default_factory=dict)
 
 
+@quick_init
 @dataclass(frozen=True)
 class SpanRecord:
     """One finished span: the run's root (``kind="run"``) or a task execution."""

@@ -16,9 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from otel_bridge.core.events import TrackedEvent
+from otel_bridge.core.events import TrackedEvent, event_fields
 from otel_bridge.core.ids import TraceParent
 from otel_bridge.core.records import SpanEvent
+from otel_bridge.core.redaction import compact_json
 
 RunKey = tuple[str, str]
 
@@ -44,7 +45,7 @@ def identity(event: TrackedEvent) -> str:
     all of it instead.
     """
     if event.timestamp_ns is None:
-        return digest(event.model_dump_json())
+        return digest(compact_json(event_fields(event)))
     parts = (event.event_type, event.task_id, event.task_name, event.timestamp_ns, event.message)
     return _digest(repr(parts))  # unique per event: the cache of short digests would only churn
 

@@ -31,6 +31,7 @@ from otel_bridge.core.events import (
     TaskStarted,
     TrackedEvent,
     UnknownEvent,
+    event_fields,
 )
 from otel_bridge.core.ids import TraceParent, root_span_id, run_trace_id
 from otel_bridge.core.outputs import DropReason, EventDropped, RunClosed, RunOpened, TrackerOutput
@@ -212,7 +213,7 @@ class Tracker:
         if len(run.root_events) >= self.max_root_events:
             out.append(self._drop(run, event, DropReason.ROOT_EVENTS_FULL))
             return
-        fields = event.model_dump(by_alias=True)
+        fields = event_fields(event)
         run.root_events.append(A.unknown_event(event.event_type, ts, fields, self.policy))
 
     @staticmethod
