@@ -10,6 +10,10 @@
     ├── InvalidName (ValueError)     a flow/run name the bridge will not put in a URL
     ├── RunConflict                  the run already ended, or the bridge is stopping
     │   └── TooManySubscriptions     ``max_subscriptions`` runs are followed already
+    ├── UpstreamError                a run socket's handshake failed (sources/ws_common.py)
+    │   ├── Refused                  answered with an HTTP status, not 101 (fatal or retried)
+    │   ├── BadURL (ValueError)      not a ws:// or wss:// URL (fatal)
+    │   └── HandshakeFailed          any other handshake failure (retried)
     ├── ExportError (RuntimeError)   spans a sink could not deliver yet (retried)
     │   └── ExportRejected           spans the receiver refused for good (dropped, counted)
     └── FlowError (ValueError)       a run-dag body the LAO simulator refuses (HTTP 422);

@@ -77,7 +77,9 @@ class Settings(BaseModel):
         False, description="Do not verify the upstream's TLS certificate (testing only)."
     )
     upstream_compression: bool = Field(
-        False, description="Offer permessage-deflate upstream (costs memory per socket)."
+        False,
+        description="Offer permessage-deflate upstream: uses the websockets client instead of "
+        "picows (more CPU per frame, more memory per socket).",
     )
     connect_timeout_s: float = Field(15.0, gt=0, description="Upstream connect timeout.")
     app_ping_interval_s: float = Field(

@@ -14,11 +14,8 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from urllib.parse import quote
-
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from otel_bridge.core.engine import Engine, is_fresh_event
 from otel_bridge.core.ids import root_span_id
@@ -30,11 +27,13 @@ from otel_bridge.sinks.router import Router
 from otel_bridge.sources.backoff import backoff
 from otel_bridge.sources.passthrough import ClientChannel
 from otel_bridge.sources.states import ConnectOutcome, SubscriptionState
+from otel_bridge.sources.ws_client import Link, connect
+from otel_bridge.sources.ws_common import BadURL, HandshakeFailed, Refused, Upstream
+from otel_bridge.sources.ws_deflate import DeflateLink
 
 log = logging.getLogger(__name__)
 
 APP_PING = '{"type":"ping"}'
-MAX_FRAME_BYTES = 16 * 1024 * 1024  # the socket's own limit; the engine's is max_frame_bytes
 # Handshake answers that retrying will not fix.
 FATAL_STATUS = frozenset({400, 401, 403, 405, 410})
 # Once the run has started, a 404 means the run socket is gone too: LAO has no replay, so
@@ -84,18 +83,17 @@ class Subscription:
         self.frames = 0
         self.events = 0  # new LAO events (not greetings, keepalives, resends or rejects)
         self.created_at = time.time()
-        self.ended = asyncio.Event()
+        self.ended = False  # the run is over for the telemetry (the socket may still be read)
         self._on_state = on_state
         self._stopping = False
-        self._ws: ClientConnection | None = None
+        self._ws: Upstream | None = None
         self._task: asyncio.Task[None] | None = None
         self.clients: set[ClientChannel] = set()
         self.display_url = redact_text(self.url)
         self._lao_done = False
-        self._wake = asyncio.Event()
-        self._closers: set[asyncio.Future[None]] = set()
+        self._waker: asyncio.Future[None] | None = None  # only while waiting to reconnect
         if relay_only:  # the run already ended: relay LAO's frames to clients, record nothing
-            self.ended.set()
+            self.ended = True
 
     @property
     def key(self) -> tuple[str, str]:
@@ -148,11 +146,12 @@ class Subscription:
 
     def _finished(self) -> bool:
         """Nothing more to read: stopped, or the run ended and no pass-through client needs LAO."""
-        return self._stopping or (self.ended.is_set() and (self._lao_done or not self.clients))
+        return self._stopping or (self.ended and (self._lao_done or not self.clients))
 
     async def follow(self) -> None:
         """Connect, read, reconnect until the run ends, it is stopped, or we give up."""
-        delays = backoff(self.settings.reconnect_initial_s, self.settings.reconnect_max_s)
+        # Made at the first failure: an idle subscription holds no generator.
+        delays: Iterator[float] | None = None
         failing_since: float | None = None
         try:
             while not self._finished():
@@ -164,7 +163,7 @@ class Subscription:
                 started = time.monotonic()
                 events_before = self.events
                 outcome = await self._connect_once()
-                if self._finished() or (outcome is ConnectOutcome.CLOSED and self.ended.is_set()):
+                if self._finished() or (outcome is ConnectOutcome.CLOSED and self.ended):
                     break
                 if outcome is ConnectOutcome.FATAL:  # already logged
                     self._refused()
@@ -177,7 +176,7 @@ class Subscription:
                 healthy = self.events > events_before or (
                     time.monotonic() - started >= self.settings.reconnect_max_s
                 )
-                if healthy or failing_since is None:
+                if healthy or failing_since is None or delays is None:
                     failing_since = time.monotonic()
                     delays = backoff(
                         self.settings.reconnect_initial_s, self.settings.reconnect_max_s
@@ -193,14 +192,20 @@ class Subscription:
                     "upstream lost, reconnecting",
                     extra={**self._log_fields(), "reason": reason, "delay_s": round(delay, 2)},
                 )
+                self._waker = asyncio.get_running_loop().create_future()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
-                self._wake.clear()
+                    await asyncio.wait_for(self._waker, delay)
+                self._waker = None
         finally:
             if self.state is not SubscriptionState.FAILED:
                 self._set_state(SubscriptionState.DONE)
             for client in tuple(self.clients):
                 client.finish()
+
+    def _wake(self) -> None:
+        """Cut a reconnect delay short (the run ended, or we stop)."""
+        if self._waker is not None and not self._waker.done():
+            self._waker.set_result(None)
 
     def _give_up(self, reason: str) -> None:
         self.error = f"gave up after {self.settings.give_up_after_s:g}s: {reason}"
@@ -224,62 +229,84 @@ class Subscription:
     async def _connect_once(self) -> ConnectOutcome:
         """One connection; return how it ended (``self.error`` says why, if abnormally)."""
         try:
-            async with connect(
-                self.url,
-                additional_headers=self.settings.upstream_header_list(),
-                open_timeout=self.settings.connect_timeout_s,
-                ping_interval=self.settings.ws_ping_interval_s,
-                ping_timeout=self.settings.ws_ping_timeout_s,
-                compression="deflate" if self.settings.upstream_compression else None,
-                max_size=MAX_FRAME_BYTES,
-                ssl=ssl_context(self.settings),
-                user_agent_header="otel-bridge",
-            ) as ws:
-                self._ws = ws
-                if self._finished():  # stopped or ended during the handshake
-                    return ConnectOutcome.CLOSED
-                self.connects += 1
-                self.error = None
-                self._set_state(SubscriptionState.CONNECTED)
-                log.info("upstream connected", extra=self._log_fields())
-                await self._read(ws)
-                return ConnectOutcome.CLOSED
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            self.error = f"upstream answered HTTP {status}"
-            if status in self._fatal_status():
+            ws = await self._open()
+        except Refused as exc:
+            self.error = f"upstream answered HTTP {exc.status}"
+            if exc.status in self._fatal_status():
                 log.error(
                     "upstream refused the subscription",
-                    extra={**self._log_fields(), "status": status},
+                    extra={**self._log_fields(), "status": exc.status},
                 )
                 return ConnectOutcome.FATAL
             return ConnectOutcome.RETRY
-        except InvalidURI as exc:
+        except BadURL as exc:
             self.error = f"invalid upstream URL: {exc}"
             log.error("invalid upstream URL", extra=self._log_fields())
             return ConnectOutcome.FATAL
-        except ConnectionClosed as exc:
-            self.error = f"connection closed: {exc}"
+        except HandshakeFailed as exc:
+            self.error = str(exc)
             return ConnectOutcome.RETRY
-        except (OSError, TimeoutError, InvalidHandshake) as exc:
+        except (OSError, TimeoutError) as exc:
             self.error = f"{type(exc).__name__}: {exc}"
             return ConnectOutcome.RETRY
+        self._ws = ws
+        try:
+            if self._finished():  # stopped or ended during the handshake
+                ws.close()
+                await ws.closed
+                return ConnectOutcome.CLOSED
+            self.connects += 1
+            self.error = None
+            self._set_state(SubscriptionState.CONNECTED)
+            log.info("upstream connected", extra=self._log_fields())
+            reason = await ws.closed
+        except BaseException:  # cancelled: hang up
+            ws.abandon()
+            raise
         finally:
             self._ws = None
+        if reason is None:
+            return ConnectOutcome.CLOSED
+        self.error = reason
+        return ConnectOutcome.RETRY
 
-    async def _read(self, ws: ClientConnection) -> None:
-        """Feed every frame to the engine; an abnormal close raises ConnectionClosed."""
-        async for message in ws:
-            self.frames += 1
-            try:
-                outputs: list[Output] = self.engine.receive(
-                    message, run=self.key, received_ns=time.time_ns()
-                )
-                self.router.emit(outputs)
-                if is_fresh_event(outputs):
-                    self.events += 1
-            except Exception:  # never let one frame end the subscription
-                log.exception("frame could not be handled", extra=self._log_fields())
+    async def _open(self) -> Upstream:
+        """The run socket, open: picows, or websockets when compression is offered."""
+        settings = self.settings
+        headers = settings.upstream_header_list()
+        interval, timeout = settings.ws_ping_interval_s, settings.ws_ping_timeout_s
+        if settings.upstream_compression:
+            deflate = DeflateLink(self._on_message, interval, timeout)
+            await deflate.open(
+                self.url,
+                headers=headers,
+                open_timeout=settings.connect_timeout_s,
+                ssl_context=ssl_context(settings),
+            )
+            return deflate
+        link = Link(self._on_message, interval, timeout)
+        await connect(
+            self.url,
+            link,
+            headers=headers,
+            open_timeout=settings.connect_timeout_s,
+            ssl_context=ssl_context(settings),
+        )
+        return link
+
+    def _on_message(self, message: str | bytes) -> None:
+        """One upstream message (called by the client as it reads): engine, router, clients."""
+        self.frames += 1
+        try:
+            outputs: list[Output] = self.engine.receive(
+                message, run=self.key, received_ns=time.time_ns()
+            )
+            self.router.emit(outputs)
+            if is_fresh_event(outputs):
+                self.events += 1
+        except Exception:  # never let one frame end the subscription
+            log.exception("frame could not be handled", extra=self._log_fields())
+        if self.clients:
             for client in tuple(self.clients):
                 client.offer(message)
 
@@ -291,8 +318,7 @@ class Subscription:
         """
         ws = self._ws
         if ws is not None:
-            with contextlib.suppress(ConnectionClosed):
-                await ws.send(APP_PING)
+            await ws.send_text(APP_PING)
 
     def attach(self, client: ClientChannel) -> None:
         """Fan this run's upstream frames out to a pass-through client too."""
@@ -301,7 +327,7 @@ class Subscription:
     def detach(self, client: ClientChannel) -> None:
         """Stop sending frames to a pass-through client; the last one out closes an ended run."""
         self.clients.discard(client)
-        if not self.clients and self.ended.is_set():
+        if not self.clients and self.ended:
             self._close_soon(0.0)
 
     async def send_upstream(self, frame: str) -> bool:
@@ -309,11 +335,7 @@ class Subscription:
         ws = self._ws
         if ws is None:
             return False
-        try:
-            await ws.send(frame)
-        except ConnectionClosed:
-            return False
-        return True
+        return await ws.send_text(frame)
 
     def run_ended(self, result: Result) -> None:
         """Told when the tracker closed this run.
@@ -322,31 +344,24 @@ class Subscription:
         After a watchdog timeout the telemetry is done, but pass-through clients still get
         what LAO sends until it closes or the last client leaves.
         """
-        self.ended.set()
-        self._wake.set()
+        self.ended = True
+        self._wake()
         self._lao_done = self._lao_done or result in (Result.SUCCESS, Result.FAILURE)
         if self._lao_done or not self.clients:
             self._close_soon(self.settings.terminal_grace_s)
 
     def _close_soon(self, delay_s: float) -> None:
         ws = self._ws
-        if ws is None:
-            return
-
-        def close() -> None:
-            closer = asyncio.ensure_future(ws.close())
-            self._closers.add(closer)
-            closer.add_done_callback(self._closers.discard)
-
-        asyncio.get_running_loop().call_later(delay_s, close)
+        if ws is not None:
+            asyncio.get_running_loop().call_later(delay_s, ws.close)
 
     async def stop(self) -> None:
         """Stop following the run now (also while a handshake is under way)."""
         self._stopping = True
-        self.ended.set()
-        self._wake.set()
+        self.ended = True
+        self._wake()
         if self._ws is not None:
-            await self._ws.close()
+            self._ws.close()
         if self._task is not None and not self._task.done():
             if self._ws is None:
                 self._task.cancel()
