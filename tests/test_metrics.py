@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from prometheus_client.metrics_core import Metric
 from helpers import Driver
 from otel_bridge import __version__
 from otel_bridge.core.ids import root_span_id, run_trace_id, task_span_id
-from otel_bridge.core.outputs import EventDropped, RunOpened
+from otel_bridge.core.outputs import DropReason, EventDropped, RunOpened
 from otel_bridge.core.records import Result, SpanRecord, StatusCode
 from otel_bridge.sinks.exposition import encode
 from otel_bridge.sinks.labels import OTHER, LabelGuard
@@ -662,3 +663,54 @@ def test_runs_closed_by_the_watchdog_count_as_timeout(registry: CollectorRegistr
     pipeline.expire(int((T0 + 3600) * NS), inactivity_ns=60 * NS)
     assert value(registry, "lao_flow_runs_total", flow_name="F", result="timeout") == 1
     assert value(registry, "lao_flow_runs_active", flow_name="F") == 0
+
+
+def test_repeated_task_executions_are_each_counted_with_duration_and_exemplar(
+    metrics: Metrics, registry: CollectorRegistry
+) -> None:
+    """Every execution of an already seen task counts, sums and becomes its bucket's exemplar."""
+    for n, duration in enumerate((0.3, 0.4, 0.45, 20.0)):
+        metrics.observe(task_span("F", f"r{n}", "fetch", duration_s=duration))
+    ok = {"flow_name": "F", "task_name": "fetch", "result": "success"}
+    assert value(registry, "lao_task_runs_total", **ok) == 4
+    assert value(registry, "lao_task_run_duration_seconds_bucket", le="0.5", **ok) == 3
+    assert value(registry, "lao_task_run_duration_seconds_sum", **ok) == pytest.approx(21.15)
+    text = encode(registry).decode()
+    last = f"{run_trace_id('F', 'r2'):032x}"
+    bucket = 'le="0.5",result="success",task_name="fetch"} 3.0 # {trace_id="' + last + '"} 0.45'
+    assert bucket in text
+
+
+def test_folded_task_names_count_overflow_on_every_execution(registry: CollectorRegistry) -> None:
+    """A task folded into ``__other__`` is counted as overflow each time, not just the first."""
+    metrics = Metrics(registry, max_label_values=1)
+    for task in ("fetch", "load", "load", "load", "fetch"):
+        metrics.observe(task_span("F", "r", task))
+    assert value(registry, "otel_bridge_label_overflow_total", label="task_name") == 3
+    other = {"flow_name": "F", "task_name": OTHER, "result": "success"}
+    assert value(registry, "lao_task_runs_total", **other) == 3
+    assert value(registry, "lao_task_runs_total", **{**other, "task_name": "fetch"}) == 2
+
+
+def test_queue_depth_is_the_last_one_reported(
+    metrics: Metrics, registry: CollectorRegistry
+) -> None:
+    """The depth gauge shows the latest depth each scrape, per exporter."""
+    metrics.queue_depth("otlp", 7)
+    metrics.queue_depth("file", 1)
+    metrics.queue_depth("otlp", 2)
+    assert value(registry, "otel_bridge_export_queue_depth", exporter="otlp") == 2
+    assert value(registry, "otel_bridge_export_queue_depth", exporter="file") == 1
+
+
+def test_outputs_of_a_subclass_are_counted_like_their_class(
+    metrics: Metrics, registry: CollectorRegistry
+) -> None:
+    """An output whose class derives from a known one is counted as that one."""
+
+    @dataclass(frozen=True)
+    class Dropped(EventDropped):
+        pass
+
+    metrics.observe(Dropped("F", "r", "task_started", DropReason.DUPLICATE))
+    assert value(registry, "otel_bridge_events_dropped_total", reason="duplicate") == 1

@@ -98,3 +98,16 @@ def test_duplicate_names_are_refused() -> None:
     except ValueError:
         return
     raise AssertionError("duplicate accepted")
+
+
+def test_an_int_trace_id_is_written_as_32_hex_digits() -> None:
+    """An exemplar given as the trace id int exposes exactly as its 32-digit hex string."""
+    as_text, as_int = CollectorRegistry(), CollectorRegistry()
+    trace_id = 0x0AF7651916CD43DD8448EB211C80319C
+    for registry, given_id in ((as_text, f"{trace_id:032x}"), (as_int, trace_id)):
+        tally = HistogramTally("t_wait_seconds", "Wait.", buckets=DURATION_BUCKETS)
+        TallyCollector(registry, tally)
+        tally.observe((), 0.3, given_id)
+        tally.series().observe(7.0, given_id)
+    assert text(as_int, True) == text(as_text, True)
+    assert f'trace_id="{trace_id:032x}"' in text(as_int, True)

@@ -125,15 +125,37 @@ class GaugeTally(CounterTally):
 
 
 class _Buckets:
-    """One histogram series: counts per bucket (not cumulative), sum, exemplars, creation."""
+    """One histogram series: counts per bucket (not cumulative), sum, exemplars, creation.
 
-    __slots__ = ("counts", "created", "exemplars", "sum")
+    An exemplar's trace id is kept as it was given (an int is written as 32 hex digits on
+    scrape, so observing never formats one).
+    """
 
-    def __init__(self, size: int) -> None:
-        self.counts = [0] * size
-        self.exemplars: list[tuple[str, float, float] | None] = [None] * size
+    __slots__ = ("bounds", "counts", "created", "exemplars", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * len(bounds)
+        self.exemplars: list[tuple[str | int, float, float] | None] = [None] * len(bounds)
         self.sum = 0.0
         self.created = time.time()
+
+    def observe(self, amount: float, trace_id: str | int | None = None) -> None:
+        """Count ``amount`` in its bucket (with the exemplar, if any) and in the sum."""
+        self.sum += amount
+        if amount != amount:  # NaN: in the sum, in no bucket
+            return
+        i = bisect_left(self.bounds, amount)
+        self.counts[i] += 1
+        if trace_id is not None:
+            self.exemplars[i] = (trace_id, amount, time.time())
+
+
+def _exemplar(seen: tuple[str | int, float, float] | None) -> Exemplar | None:
+    if seen is None:
+        return None
+    trace_id = seen[0] if isinstance(seen[0], str) else f"{seen[0]:032x}"
+    return Exemplar({"trace_id": trace_id}, seen[1], seen[2])
 
 
 class HistogramTally:
@@ -164,22 +186,18 @@ class HistogramTally:
             self.series()
 
     def series(self, *labels: str) -> _Buckets:
-        """The series of ``labels``, created empty if new."""
+        """The series of ``labels``, created empty if new (its ``observe`` is the fast way)."""
         found = self._series.get(labels)
         if found is None:
-            found = self._series[labels] = _Buckets(len(self.bounds))
+            found = self._series[labels] = _Buckets(self.bounds)
         return found
 
-    def observe(self, labels: Labels, amount: float, trace_id: str | None = None) -> None:
-        """Count ``amount`` in its bucket (with the exemplar, if any) and in the sum."""
-        found = self._series.get(labels) or self.series(*labels)
-        found.sum += amount
-        if amount != amount:  # NaN: in the sum, in no bucket
-            return
-        i = bisect_left(self.bounds, amount)
-        found.counts[i] += 1
-        if trace_id is not None:
-            found.exemplars[i] = (trace_id, amount, time.time())
+    def observe(self, labels: Labels, amount: float, trace_id: str | int | None = None) -> None:
+        """Count ``amount`` in its bucket (with the exemplar, if any) and in the sum.
+
+        ``trace_id``: 32 hex digits, or the id as an int (written so on scrape).
+        """
+        (self._series.get(labels) or self.series(*labels)).observe(amount, trace_id)
 
     def collect(self) -> Metric:
         """The family with its samples now (cumulative buckets, count, sum, created)."""
@@ -192,7 +210,7 @@ class HistogramTally:
                 self._les, tuple(found.counts), tuple(found.exemplars), strict=True
             ):
                 acc += count
-                exemplar = None if seen is None else Exemplar({"trace_id": seen[0]}, *seen[1:])
+                exemplar = _exemplar(seen)
                 metric.add_sample(self.name + "_bucket", {**names, "le": le}, acc, None, exemplar)
             metric.add_sample(self.name + "_count", dict(names), acc)
             if self.bounds[0] >= 0:

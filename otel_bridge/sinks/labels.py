@@ -15,6 +15,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from prometheus_client import Counter
+
 OTHER = "__other__"
 UNKNOWN = "unknown"
 REMEMBER_REFUSED = 10
@@ -68,3 +70,14 @@ class LabelGuard:
         if any(p.fullmatch(value) for p in self._deny):
             return False
         return len(self._admitted) < self.max_values
+
+
+class OverflowCounter:
+    """Callable counting one label overflow (kept a class so the guard stays picklable)."""
+
+    def __init__(self, counter: Counter, label: str) -> None:
+        self._child = counter.labels(label)
+
+    def __call__(self, value: str) -> None:
+        """Count one value folded into ``__other__``."""
+        self._child.inc()

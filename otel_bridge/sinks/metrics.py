@@ -11,7 +11,7 @@ exporter's failure reasons) are created at zero before their first increment, so
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import (
@@ -19,7 +19,6 @@ from prometheus_client import (
     Counter,
     Gauge,
     GCCollector,
-    Histogram,
     Info,
     PlatformCollector,
     ProcessCollector,
@@ -42,8 +41,14 @@ from otel_bridge.core.outputs import (
 )
 from otel_bridge.core.records import Result, SpanRecord
 from otel_bridge.core.redaction import clean_name
-from otel_bridge.sinks.exposition import CounterTally, GaugeTally, HistogramTally, TallyCollector
-from otel_bridge.sinks.labels import OTHER, LabelGuard
+from otel_bridge.sinks.exposition import (
+    CounterTally,
+    GaugeTally,
+    HistogramTally,
+    Labels,
+    TallyCollector,
+)
+from otel_bridge.sinks.labels import OTHER, LabelGuard, OverflowCounter
 from otel_bridge.sources.states import SubscriptionState
 
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
@@ -61,6 +66,7 @@ GUARDED_LABELS = ("flow_name", "task_name", "error_type")
 MAX_ERROR_TYPES = 100
 MAX_ERROR_TYPE_LENGTH = 100
 _UNKNOWN_EVENT = ("unknown",)
+MAX_TASK_SERIES = 16_384  # (flow, task, result) names -> their series, kept for the hot path
 
 
 class Metrics:
@@ -219,26 +225,40 @@ class Metrics:
         self.error_label = LabelGuard(
             (), (), MAX_ERROR_TYPES, OverflowCounter(self.label_overflow, "error_type")
         )
-        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._event_keys = {t: (t,) for t in EVENT_TYPES}
         self._flow_labels: dict[str, str] = {}  # raw name -> admitted label value
         self._task_labels: dict[tuple[str, str | None], str] = {}
         self._flows: set[str] = set()
         self._tasks: set[tuple[str, str]] = set()
         self._exporters: set[str] = set()
+        self._depths: dict[str, int] = {}  # exporter -> queue depth, read on scrape
+        # The hot path: (flow_name, task_name, result) -> the series a finished task adds to,
+        # for admitted labels only (a folded one is counted as overflow on every use).
+        self._task_series: dict[tuple[str, str | None, str], tuple[Labels, Any]] = {}
+        self._lag = self.event_lag.series()
+        self.observers: dict[type, Callable[[Any], None]] = {
+            EventReceived: self._event_received,
+            SpanRecord: self._span_finished,
+            RunOpened: self._run_opened,
+            RunClosed: self._run_closed,
+            EventDropped: lambda o: self.events_dropped.inc((o.reason,)),
+            FrameIgnored: lambda o: self.frames_ignored.inc((o.reason,)),
+            FrameRejected: lambda o: self.frames_rejected.inc((o.reason,)),
+            InternalError: lambda o: self.frames_rejected.inc((RejectReason.INTERNAL.value,)),
+        }  # what observe() does with each type of output (the router calls them directly)
         self._init_closed_sets()
 
     def _init_closed_sets(self) -> None:
         for state in SUBSCRIPTION_STATES:
             self.subscriptions.labels(state).set(0)
-        for event_type in EVENT_TYPE_VALUES:
-            self.events.series(event_type)
-        for reason in REJECT_REASONS:
-            self.frames_rejected.series(reason)
-        for reason in NOISE_REASONS:
-            self.frames_ignored.series(reason)
-        for reason in DROP_REASONS:
-            self.events_dropped.series(reason)
+        for tally, values in (
+            (self.events, EVENT_TYPE_VALUES),
+            (self.frames_rejected, REJECT_REASONS),
+            (self.frames_ignored, NOISE_REASONS),
+            (self.events_dropped, DROP_REASONS),
+        ):
+            for value in values:
+                tally.series(value)
         for label in GUARDED_LABELS:
             self.label_overflow.labels(label)
 
@@ -281,57 +301,56 @@ class Metrics:
         self.spans_failed.labels(exporter)
         for reason in SPAN_DROP_REASONS:
             self.spans_dropped.labels(exporter, reason)
-        self.export_queue.labels(exporter)
+        self._depths.setdefault(exporter, 0)  # set on every span queued: read on scrape
+        self.export_queue.labels(exporter).set_function(lambda: self._depths.get(exporter, 0))
 
     # -- LAO workflow metrics -----------------------------------------------------------
     def event_received(self, event_type: str) -> None:
         """Count one event by type (the six documented types, else ``unknown``)."""
         self.events.inc((event_type if event_type in EVENT_TYPES else "unknown",))
 
-    def _child(self, metric: Counter | Gauge | Histogram, *labels: str) -> Any:
-        """A metric's child for label values, bound once and cached (``labels()`` is slow).
-
-        The cache holds one entry per series, so the cardinality guard bounds it too.
-        """
-        key = (id(metric), labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
-
     def observe(self, output: Output) -> None:
         """Update the metrics for one engine output (plain additions: read on scrape)."""
-        if isinstance(output, EventReceived):
-            self.events.values[self._event_keys.get(output.event_type, _UNKNOWN_EVENT)] += 1
-            if output.lag_s is not None:
-                self.event_lag.observe((), output.lag_s)
-        elif isinstance(output, SpanRecord):
-            if output.kind == "run":
-                self._run_finished(output.flow_name, output.result, output)
-            else:
-                self._task_finished(output)
-        elif isinstance(output, RunOpened):
-            flow = self._flow(output.flow_name)
-            self.runs_started.values[(flow,)] += 1
-            self.runs_active.values[(flow,)] += 1
-        elif isinstance(output, RunClosed):
-            if output.without_root:
-                self._run_finished(output.flow_name, output.result, None)
-        elif isinstance(output, EventDropped):
-            self.events_dropped.inc((output.reason,))
-        elif isinstance(output, FrameIgnored):
-            self.frames_ignored.inc((output.reason,))
-        elif isinstance(output, FrameRejected):
-            self.frames_rejected.inc((output.reason,))
-        elif isinstance(output, InternalError):
-            self.frames_rejected.inc((RejectReason.INTERNAL.value,))
+        observer = self.observers.get(type(output))
+        if observer is None:  # a subclass, or nothing the metrics count
+            found = (f for kind, f in self.observers.items() if isinstance(output, kind))
+            observer = next(found, None)
+        if observer is not None:
+            observer(output)
+
+    def _event_received(self, output: EventReceived) -> None:
+        self.events.values[self._event_keys.get(output.event_type, _UNKNOWN_EVENT)] += 1
+        if output.lag_s is not None:
+            self._lag.observe(output.lag_s)
+
+    def _span_finished(self, span: SpanRecord) -> None:
+        if span.kind == "run":
+            self._run_finished(span.flow_name, span.result, span)
+            return
+        found = self._task_series.get((span.flow_name, span.task_name, span.result))
+        if found is None:
+            self._task_finished(span)
+            return
+        labels, series = found
+        self.task_runs.values[labels] += 1
+        trace_id = span.trace_id if span.sampled else None
+        series.observe((span.end_ns - span.start_ns) / 1e9, trace_id)
+
+    def _run_opened(self, output: RunOpened) -> None:
+        flow = self._flow(output.flow_name)
+        self.runs_started.values[(flow,)] += 1
+        self.runs_active.values[(flow,)] += 1
+
+    def _run_closed(self, output: RunClosed) -> None:
+        if output.without_root:
+            self._run_finished(output.flow_name, output.result, None)
 
     def _run_finished(self, flow_name: str, result: Result, root: SpanRecord | None) -> None:
         flow = self._flow(flow_name)
         key = (flow, result.value)
         self.runs.inc(key)
         if root is not None:
-            trace_id = root.trace_id_hex if root.sampled else None
+            trace_id = root.trace_id if root.sampled else None
             self.run_duration.observe(key, root.duration_s, trace_id)
         self.runs_active.values[(flow,)] -= 1
 
@@ -340,13 +359,17 @@ class Metrics:
         task = self._task(flow, span.task_name)
         key = (flow, task, span.result.value)
         self.task_runs.inc(key)
-        trace_id = span.trace_id_hex if span.sampled else None
-        self.task_duration.observe(key, span.duration_s, trace_id)
+        series = self.task_duration.series(*key)
+        series.observe(span.duration_s, span.trace_id if span.sampled else None)
         if span.result is Result.FAILURE:
             error_type = self.error_label(
                 clean_name(span.error_type or "_OTHER", MAX_ERROR_TYPE_LENGTH)
             )
             self.task_errors.inc((flow, task, error_type))
+        elif flow != OTHER and task != OTHER:
+            if len(self._task_series) >= MAX_TASK_SERIES:
+                self._task_series.clear()
+            self._task_series[(span.flow_name, span.task_name, key[2])] = (key, series)
 
     # -- bridge health ------------------------------------------------------------------
     def set_subscriptions(self, counts: Mapping[str, int]) -> None:
@@ -357,30 +380,20 @@ class Metrics:
     def exported(self, exporter: str, count: int) -> None:
         """Count spans an exporter delivered."""
         self.register_exporter(exporter)
-        self._child(self.spans_exported, exporter).inc(count)
+        self.spans_exported.labels(exporter).inc(count)  # per batch
 
     def failed(self, exporter: str, count: int) -> None:
         """Count spans an exporter failed to deliver."""
         self.register_exporter(exporter)
-        self._child(self.spans_failed, exporter).inc(count)
+        self.spans_failed.labels(exporter).inc(count)  # per batch
 
     def dropped(self, exporter: str, reason: str, count: int) -> None:
         """Count spans dropped before export."""
         self.register_exporter(exporter)
-        self._child(self.spans_dropped, exporter, reason).inc(count)
+        self.spans_dropped.labels(exporter, reason).inc(count)  # per batch
 
     def queue_depth(self, exporter: str, depth: int) -> None:
-        """Set an exporter's queue depth."""
-        self.register_exporter(exporter)
-        self._child(self.export_queue, exporter).set(depth)
-
-
-class OverflowCounter:
-    """Callable counting one label overflow (kept a class so the guard stays picklable)."""
-
-    def __init__(self, counter: Counter, label: str) -> None:
-        self._child = counter.labels(label)
-
-    def __call__(self, value: str) -> None:
-        """Count one value folded into ``__other__``."""
-        self._child.inc()
+        """Set an exporter's queue depth (on every span queued: a plain store)."""
+        if exporter not in self._depths:
+            self.register_exporter(exporter)
+        self._depths[exporter] = depth

@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from otel_bridge.core.ids import root_span_id
 from otel_bridge.core.outputs import (
     EventDropped,
+    EventReceived,
     FrameRejected,
     InternalError,
     Output,
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 GRACE_S = 0.5  # after the deadline: for cut exports to return
 
 OutputListener = Callable[[Output], None]
+_NOTICES = (FrameRejected, InternalError, EventDropped)  # the outputs that are logged
+_NO_OBSERVERS: dict[type, Callable[[Any], None]] = {}
 
 
 class Router:
@@ -45,15 +49,20 @@ class Router:
 
     def emit(self, outputs: Iterable[Output]) -> None:
         """Export finished spans, update metrics, log notices and tell listeners."""
+        observers = self.metrics.observers if self.metrics is not None else _NO_OBSERVERS
         for output in outputs:
+            kind = type(output)
             if isinstance(output, SpanRecord):
                 if output.sampled:  # an unsampled run is counted in metrics, not exported
                     for queue in self.queues:
                         queue.submit(output)
-            else:
+            elif kind is not EventReceived:
                 self._log(output)
-            if self.metrics is not None:
-                self.metrics.observe(output)
+            observe = observers.get(kind)
+            if observe is not None:
+                observe(output)
+            elif self.metrics is not None:
+                self.metrics.observe(output)  # a subclass: found by isinstance
             for listener in self.listeners:
                 try:
                     listener(output)
@@ -79,7 +88,7 @@ class Router:
     def _log(self, output: Output) -> None:
         if isinstance(output, EventDropped) and not log.isEnabledFor(logging.DEBUG):
             return  # the hot case: counted in metrics, logged only at debug
-        if isinstance(output, FrameRejected | InternalError | EventDropped):
+        if isinstance(output, _NOTICES):
             _log(output, self._run_ids(output))
 
     def _run_ids(self, output: InternalError | EventDropped | FrameRejected) -> dict[str, str]:

@@ -77,18 +77,17 @@ class OtlpSink:
     def export(self, records: Sequence[SpanRecord]) -> None:
         """Send one batch as one request or several; raise as the module docstring says."""
         fields = [span_field(r) for r in records]
-        body = b"".join(fields)
-        if self._encoder.request_size(len(body)) <= self.max_request_bytes:
-            self._send([(records, body)], len(records))
+        if self._encoder.request_size(sum(map(len, fields))) <= self.max_request_bytes:
+            self._send([(records, fields)], len(records))
             return
         self._send(self._split(records, fields), len(records))
 
     def _split(
         self, records: Sequence[SpanRecord], fields: list[bytes]
-    ) -> list[tuple[Sequence[SpanRecord], bytes]]:
+    ) -> list[tuple[Sequence[SpanRecord], list[bytes]]]:
         """Contiguous chunks of the batch, each request within the limit; trims and logs."""
         limit, size_of = self.max_request_bytes, self._encoder.request_size
-        chunks: list[tuple[Sequence[SpanRecord], bytes]] = []
+        chunks: list[tuple[Sequence[SpanRecord], list[bytes]]] = []
         start, size, trimmed = 0, 0, 0
         kept: list[SpanRecord] = []
         for index, field in enumerate(fields):
@@ -98,12 +97,12 @@ class OtlpSink:
                 field = span_field(record)
                 trimmed += 1
             if kept and size_of(size + len(field)) > limit:
-                chunks.append((kept, b"".join(fields[start:index])))
+                chunks.append((kept, fields[start:index]))
                 start, size, kept = index, 0, []
             fields[index] = field
             kept.append(record)
             size += len(field)
-        chunks.append((kept, b"".join(fields[start:])))
+        chunks.append((kept, fields[start:]))
         self.trimmed += trimmed
         if trimmed:
             log.warning(
@@ -125,11 +124,11 @@ class OtlpSink:
             )
         return chunks
 
-    def _send(self, chunks: list[tuple[Sequence[SpanRecord], bytes]], total: int) -> None:
+    def _send(self, chunks: list[tuple[Sequence[SpanRecord], list[bytes]]], total: int) -> None:
         """Send the chunks in order; at the first failure, raise with what arrived before."""
         delivered = 0
-        for number, (records, body) in enumerate(chunks, 1):
-            outcome = self._send_one(records, body)
+        for number, (records, fields) in enumerate(chunks, 1):
+            outcome = self._send_one(records, fields)
             if not outcome.sent:
                 where = f" (request {number} of {len(chunks)})" if len(chunks) > 1 else ""
                 message = (
@@ -140,11 +139,11 @@ class OtlpSink:
                 raise error(message, delivered=delivered)
             delivered += len(records)
 
-    def _send_one(self, records: Sequence[SpanRecord], body: bytes) -> Outcome:
-        """One request: the encoded bytes, or SDK spans for any other exporter."""
+    def _send_one(self, records: Sequence[SpanRecord], fields: list[bytes]) -> Outcome:
+        """One request: the encoded span fields, or SDK spans for any other exporter."""
         exporter = self._exporter
         if isinstance(exporter, GrpcBytesExporter | HttpBytesExporter):
-            return exporter.export_bytes(self._encoder.wrap(body), len(records))
+            return exporter.export_bytes(self._encoder.join(fields), len(records))
         spans = [to_readable_span(r, self._resource) for r in records]
         if exporter.export(spans) is SpanExportResult.SUCCESS:
             return SENT
