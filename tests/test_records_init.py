@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from typing import Any
 
 import pytest
 
@@ -61,3 +62,47 @@ def test_a_default_factory_is_refused_at_class_creation() -> None:
 
     with pytest.raises(TypeError, match="default_factory"):
         quick_init(WithFactory)
+
+
+def _post_init() -> type:
+    @dataclasses.dataclass(frozen=True)
+    class WithPost:
+        a: int
+
+        def __post_init__(self) -> None:
+            raise AssertionError("skipped by the one-step __init__")
+
+    return WithPost
+
+
+def _init_false() -> type:
+    @dataclasses.dataclass(frozen=True)
+    class WithInitFalse:
+        a: int
+        b: int = dataclasses.field(default=0, init=False)
+
+    return WithInitFalse
+
+
+def _kw_only() -> type:
+    @dataclasses.dataclass(frozen=True)
+    class WithKwOnly:
+        a: int
+        b: int = dataclasses.field(default=0, kw_only=True)
+
+    return WithKwOnly
+
+
+def _slots() -> type:
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class WithSlots:
+        a: int
+
+    return WithSlots
+
+
+@pytest.mark.parametrize("make_class", [_post_init, _init_false, _kw_only, _slots])
+def test_quick_init_refuses_what_it_cannot_reproduce(make_class: Any) -> None:
+    """__post_init__, init=False, kw_only and slots=True raise TypeError, not a wrong __init__."""
+    with pytest.raises(TypeError, match="not supported"):
+        quick_init(make_class())

@@ -143,8 +143,10 @@ class Engine:
         try:
             if isinstance(frame, str | bytes):  # first: an ABC check costs more
                 classified = classify_frame(frame, self.limits.max_frame_bytes)
-            else:
+            elif isinstance(frame, Mapping):
                 classified = classify_object(dict(frame))
+            else:  # a list of pairs, bytearray, None...: not a frame (dict() would take some)
+                return [FrameRejected(RejectReason.NOT_AN_OBJECT, type(frame).__name__)]
         except Exception as exc:  # a bug or an input we did not foresee: this frame only
             return [InternalError(*(run or (None, None)), "classify", exc)]
         if isinstance(classified, FrameIgnored):

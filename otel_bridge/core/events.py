@@ -40,9 +40,103 @@ def _opt_str(value: Any) -> str | None:
         return None
     if isinstance(value, str):
         return value if value != "" else None
-    if isinstance(value, bool | int | float):
+    if isinstance(value, bool | float):
         return str(value)
+    if isinstance(value, int):
+        if _INT_MIN <= value < _INT_END or value.__class__ is KeptInt:
+            return str(value)
+        raise ArithmeticError(_WIDE)
+    if _holds_wide(value):
+        raise ArithmeticError(_WIDE)
     return json.dumps(value, separators=(",", ":"), default=str)
+
+
+# Integers beyond 64 bits as the frame parser before msgspec (issue 12) left them. Frames
+# were parsed by orjson: it made an integer outside [-2^63, 2^64) a float, unless the frame
+# failed it (NaN, a lone surrogate, an integer beyond a float...) and json.loads parsed it,
+# keeping the integer. msgspec keeps every integer's digits. Where such a value makes an
+# identity, the old form is kept so that identities hold across the upgrade: a name or id
+# (its span id), and the duplicate digest of an event without a timestamp, which saved
+# states hold (run_state.legacy_json). Payloads keep their digits.
+_INT_MIN = -(2**63)
+_INT_END = 2**64
+_FLOAT_END = 2**1024
+
+
+class KeptInt(int):
+    """An integer beyond 64 bits that the previous parser kept (json.loads parsed its frame)."""
+
+    __slots__ = ()
+
+
+def parse_int(digits: str) -> int:
+    """json.loads' ``parse_int``: an integer, marked as kept when beyond 64 bits."""
+    number = int(digits)
+    return number if _INT_MIN <= number < _INT_END else KeptInt(number)
+
+
+def numbers_as_parsed(value: Any) -> Any:
+    """A JSON value with its integers as orjson parsed them (a copy, when it has any)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if _INT_MIN <= value < _INT_END or value.__class__ is KeptInt:
+            return value
+        try:
+            return float(value)
+        except OverflowError:
+            return value
+    if isinstance(value, dict):
+        return {k: numbers_as_parsed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [numbers_as_parsed(v) for v in value]
+    return value
+
+
+def beyond_float(value: Any) -> bool:
+    """Whether a JSON value holds an integer beyond a float's range."""
+    if isinstance(value, int):
+        return abs(value) >= _FLOAT_END
+    if isinstance(value, dict):
+        value = value.values()
+    elif not isinstance(value, list):
+        return False
+    return any(beyond_float(item) for item in value)
+
+
+def _kept(value: Any) -> Any:
+    """A JSON value with its integers beyond 64 bits marked as kept (a copy)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if _INT_MIN <= value < _INT_END else KeptInt(value)
+    if isinstance(value, dict):
+        return {k: _kept(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_kept(v) for v in value]
+    return value
+
+
+# Raised (as an ArithmeticError) for a name, stamp or duration made of an integer beyond
+# 64 bits: event_from_dict then builds the event again, as the previous version did.
+_WIDE = "an integer beyond 64 bits"
+
+
+def _holds_wide(value: Any) -> bool:
+    if value.__class__ is int:
+        return not _INT_MIN <= value < _INT_END
+    if isinstance(value, dict):
+        value = value.values()
+    elif not isinstance(value, list):
+        return False
+    return any(_holds_wide(item) for item in value)
+
+
+def _names_as_parsed(data: dict[str, Any]) -> dict[str, Any]:
+    """The frame with its names' integers as orjson parsed them (its payloads unchanged)."""
+    data = {k: numbers_as_parsed(v) if k in _NAMES else v for k, v in data.items()}
+    error = data.get("error")
+    if isinstance(error, dict):
+        data["error"] = {k: numbers_as_parsed(v) if k in _TEXTS else v for k, v in error.items()}
+    elif "error" in data:
+        data["error"] = numbers_as_parsed(error)
+    return data
 
 
 def _opt_float(value: Any) -> float | None:
@@ -51,6 +145,10 @@ def _opt_float(value: Any) -> float | None:
     try:
         number = float(value)
     except (TypeError, ValueError):
+        return None
+    except OverflowError:  # an integer beyond a float: as absent
+        if value.__class__ is int:
+            raise ArithmeticError(_WIDE) from None
         return None
     # Durations beyond ten years are nonsense and would overflow nanosecond arithmetic.
     return number if math.isfinite(number) and 0 <= number <= MAX_SECONDS else None
@@ -209,6 +307,7 @@ def _opt_error(value: Any) -> ErrorInfo | None:
 
 
 _ERROR_FIELDS = frozenset({"type", "message", "code", "details"})
+_TEXTS = ("type", "message", "code")
 _NAMES = ("flow_name", "run_name", "task_id", "task_name", "message")
 _OWN_FIELDS: dict[type[_EventBase], tuple[tuple[str, Callable[[Any], Any]], ...]] = {
     FlowStarted: (),
@@ -231,11 +330,27 @@ def event_from_dict(data: dict[str, Any]) -> TrackedEvent:
     ``timestamp`` may also be given as ``timestamp_ns`` (when ``timestamp`` is absent);
     every other field the model does not know goes to ``model_extra``, in frame order.
     """
+    try:
+        return _event(data)
+    except ArithmeticError as exc:  # a name, stamp or duration made of an integer beyond 64 bits
+        if exc.args != (_WIDE,):
+            raise
+    # Before issue 12, orjson parsed the frame, unless it held an integer beyond a float:
+    # then json.loads did, keeping every integer; these are marked as kept.
+    return _event(_kept(data) if beyond_float(data) else _names_as_parsed(data))
+
+
+def _event(data: dict[str, Any]) -> TrackedEvent:
     kind = data["event_type"]
     cls = _CLASSES.get(kind, UnknownEvent)
     fields: dict[str, Any] = {name: _opt_str(data.get(name)) for name in _NAMES}
     stamp_key = "timestamp" if "timestamp" in data else "timestamp_ns"
-    fields["timestamp_ns"] = parse_timestamp(data.get(stamp_key))
+    stamp = data.get(stamp_key)
+    fields["timestamp_ns"] = parse_timestamp(stamp)
+    if fields["timestamp_ns"] is None and stamp.__class__ is int and abs(stamp) >= _FLOAT_END:
+        raise ArithmeticError(
+            _WIDE
+        )  # the duplicate digest of an event without a timestamp sees the payloads
     known = {"event_type", stamp_key, *_NAMES}
     for name, convert in _OWN_FIELDS[cls]:
         known.add(name)
@@ -259,7 +374,7 @@ def event_fields(event: TrackedEvent) -> dict[str, Any]:
         if name == "timestamp_ns":
             fields["timestamp"] = value
         elif isinstance(value, ErrorInfo):
-            fields[name] = _error_fields(value)
+            fields[name] = error_fields(value)
         else:
             fields[name] = value
     if isinstance(event.model_extra, dict):
@@ -267,9 +382,17 @@ def event_fields(event: TrackedEvent) -> dict[str, Any]:
     return fields
 
 
-def _error_fields(error: ErrorInfo) -> dict[str, Any]:
+def error_fields(error: ErrorInfo) -> dict[str, Any]:
+    """The error as a dict: its fields, then its unknown ones."""
     fields = {"type": error.type, "message": error.message, "code": error.code}
     fields["details"] = error.details
     if isinstance(error.model_extra, dict):
         fields.update(error.model_extra)
     return fields
+
+
+LEGACY_ORDER = {
+    cls: ("event_type", *_NAMES, "timestamp_ns", *(n for n, _ in own))
+    for cls, own in _OWN_FIELDS.items()
+}
+"""Each event class's fields in its pydantic model's order (before issue 12)."""

@@ -23,12 +23,19 @@ def quick_init(cls: _Frozen) -> _Frozen:
 
     The generated one sets each field through ``object.__setattr__`` (a frozen class refuses
     plain assignment), about 4x slower for a record of 20 fields. Same parameters, defaults,
-    equality, repr and immutability; fields with a ``default_factory`` are not supported.
+    equality, repr and immutability. Not supported (``TypeError``): ``__post_init__``,
+    ``slots=True``, fields with a ``default_factory``, ``init=False`` or ``kw_only``.
     """
+    if hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__}: __post_init__ is not supported")
+    if "__slots__" in cls.__dict__:
+        raise TypeError(f"{cls.__name__}: slots=True is not supported (no __dict__)")
     params, items, defaults = [], [], {}
     for f in fields(cls):
         if f.default_factory is not MISSING:
             raise TypeError(f"{cls.__name__}.{f.name}: default_factory is not supported")
+        if not f.init or f.kw_only:
+            raise TypeError(f"{cls.__name__}.{f.name}: init=False and kw_only are not supported")
         if f.default is MISSING:
             params.append(f.name)
         else:

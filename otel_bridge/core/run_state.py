@@ -15,11 +15,21 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
-from otel_bridge.core.events import TrackedEvent, event_fields
+import orjson
+from pydantic import TypeAdapter
+
+from otel_bridge.core.events import (
+    LEGACY_ORDER,
+    ErrorInfo,
+    TrackedEvent,
+    beyond_float,
+    error_fields,
+    numbers_as_parsed,
+)
 from otel_bridge.core.ids import TraceParent
 from otel_bridge.core.records import SpanEvent
-from otel_bridge.core.redaction import compact_json
 
 RunKey = tuple[str, str]
 
@@ -42,12 +52,46 @@ def identity(event: TrackedEvent) -> str:
     """What makes two events the same event (a second one is a duplicate), as a digest.
 
     Same type, task, timestamp and message; an event without a timestamp is identified by
-    all of it instead.
+    all of it instead: its JSON as written before issue 12 (:func:`legacy_json`), so the
+    digests in a state saved by the previous version still match.
     """
     if event.timestamp_ns is None:
-        return digest(compact_json(event_fields(event)))
+        return hashlib.blake2b(legacy_json(event), digest_size=12).hexdigest()
     parts = (event.event_type, event.task_id, event.task_name, event.timestamp_ns, event.message)
     return _digest(repr(parts))  # unique per event: the cache of short digests would only churn
+
+
+# Before issue 12 the text was pydantic's model_dump_json: the model's fields in order
+# (``timestamp_ns`` by name), then the unknown ones; a frame's own ``timestamp_ns`` next to
+# ``timestamp`` was an unknown field, so the key then appears twice (pydantic wrote both).
+_ANY = TypeAdapter[Any](Any)
+
+
+def legacy_json(event: TrackedEvent) -> bytes:
+    """The event's JSON as its pydantic model wrote it before issue 12 (``model_dump_json``)."""
+    fields = {name: getattr(event, name) for name in LEGACY_ORDER[event.__class__]}
+    error = fields.get("error")
+    if error is not None and error.__class__ is ErrorInfo:
+        fields["error"] = error_fields(error)
+    extra = event.model_extra
+    try:
+        text = orjson.dumps(fields)
+        return text[:-1] + b"," + orjson.dumps(extra)[1:] if extra else text
+    except TypeError:  # big integers, odd keys or values: pydantic's own encoder
+        return _legacy_slow(fields, extra or None)
+
+
+def _legacy_slow(fields: dict[str, Any], extra: dict[str, Any] | None) -> bytes:
+    # Integers as orjson parsed them (a float beyond 64 bits), unless the frame held one
+    # beyond a float, which orjson refused (json.loads kept them all); NaN and inf as null.
+    parts = [fields, extra] if extra else [fields]
+    if not beyond_float(parts):
+        parts = [numbers_as_parsed(part) for part in parts]
+    try:
+        texts = [_ANY.dump_json(part, fallback=str) for part in parts]
+    except (TypeError, ValueError):  # surrogates, keys pydantic refuses: a stand-in (it raised)
+        return repr(parts).encode("utf-8", "surrogatepass")
+    return texts[0][:-1] + b"," + texts[1][1:] if extra else texts[0]
 
 
 @dataclass
