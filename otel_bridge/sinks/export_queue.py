@@ -64,7 +64,8 @@ class ExportQueue:
         self._disk_from = 0
         self._inflight = 0
         self._order = 0  # numbers spans in memory when there is no spool (to keep FIFO order)
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()  # entered directly on the hot path (submit)
+        self._cond = threading.Condition(self._lock)
         self._closing = False
         self._deadline = float("inf")
         self._abandoned = False
@@ -102,17 +103,19 @@ class ExportQueue:
                     depth = self._depth()
             if depth < 0:
                 return self._drop("state_full", 1)
-        else:
-            with self._cond:
-                if self._closing:
-                    reason = "shutdown"
-                elif self._has_room(root):
-                    self._order += 1
-                    self._append((record, self._order, 0), root)
-                    reason = ""
+        else:  # the hot path: the lock itself, no helper calls
+            with self._lock:
+                queue = self._roots if root else self._children
+                if self._closing or len(queue) >= self.max_queue:
+                    reason = "shutdown" if self._closing else "queue_full"
                 else:
-                    reason = "queue_full"
-                depth = self._depth()
+                    self._order += 1
+                    queue.append((record, self._order, 0))
+                    queued = len(self._roots) + len(self._children)
+                    if queued == 1 or queued >= self.max_batch:
+                        self._cond.notify_all()
+                    depth = queued + self._on_disk + self._inflight
+                    reason = ""
             if reason:
                 return self._drop(reason, 1)
         self.stats.queue_depth(self.sink.name, depth)
