@@ -28,6 +28,7 @@ from pydantic import (
 
 from otel_bridge.core.redaction import CaptureMode
 from otel_bridge.errors import SettingsError
+from otel_bridge.sources.ws_common import header_safe
 
 ENV_PREFIX = "OTEL_BRIDGE_"
 
@@ -223,6 +224,11 @@ class Settings(BaseModel):
                 out[name.strip()] = val.strip()
             return out
         return value
+
+    @field_validator("upstream_headers", "upstream_api_key", "upstream_origin")
+    @classmethod
+    def _on_the_wire(cls, value: Any) -> Any:
+        return header_safe(value)
 
     @field_validator("flow_allow", "flow_deny", "task_allow", "task_deny", mode="before")
     @classmethod

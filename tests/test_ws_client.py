@@ -21,7 +21,7 @@ from picows import (
     ws_create_server,
 )
 
-from otel_bridge.sources import ws_client
+from otel_bridge.sources import ws_client, ws_frames
 from otel_bridge.sources.upstream import run_url
 from otel_bridge.sources.ws_client import BadURL, Link, Refused, connect
 from support.ports import LOOPBACK
@@ -289,6 +289,7 @@ async def test_oversized_and_invalid_messages_drop_the_connection(
 ) -> None:
     """A frame or fragmented message over the limit closes with 1009, bad UTF-8 with 1007."""
     monkeypatch.setattr(ws_client, "MAX_MESSAGE_BYTES", 1000)
+    monkeypatch.setattr(ws_frames, "MAX_MESSAGE_BYTES", 1000)
     scripts: list[tuple[OnConnect, str]] = [
         (lambda t: t.send(WSMsgType.TEXT, b"x" * 1001), "1009"),
         (send_in_two_fragments, "1009"),

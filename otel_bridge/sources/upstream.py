@@ -92,6 +92,7 @@ class Subscription:
         self.display_url = redact_text(self.url)
         self._lao_done = False
         self._waker: asyncio.Future[None] | None = None  # only while waiting to reconnect
+        self._offer_logged = False
         if relay_only:  # the run already ended: relay LAO's frames to clients, record nothing
             self.ended = True
 
@@ -296,6 +297,8 @@ class Subscription:
 
     def _on_message(self, message: str | bytes) -> None:
         """One upstream message (called by the client as it reads): engine, router, clients."""
+        if self._stopping:
+            return
         self.frames += 1
         try:
             outputs: list[Output] = self.engine.receive(
@@ -308,7 +311,16 @@ class Subscription:
             log.exception("frame could not be handled", extra=self._log_fields())
         if self.clients:
             for client in tuple(self.clients):
-                client.offer(message)
+                try:
+                    client.offer(message)
+                except Exception:  # one client's failure must not stop the others
+                    self._offer_failed()
+
+    def _offer_failed(self) -> None:
+        """A pass-through client could not take a frame: logged once per subscription."""
+        if not self._offer_logged:
+            self._offer_logged = True
+            log.exception("pass-through client could not take a frame", extra=self._log_fields())
 
     async def app_ping(self) -> None:
         """Send LAO's JSON ping ``{"type":"ping"}`` if connected.

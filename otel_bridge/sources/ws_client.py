@@ -1,9 +1,11 @@
 """The upstream WebSocket client: picows callbacks, websockets' behaviour kept.
 
-:func:`connect` opens one run socket and hands each message to a callback, synchronously from
-picows's read (no coroutine or task per frame): ``str`` for a text message, ``bytes`` for a
-binary one, fragmented messages reassembled, at most ``MAX_MESSAGE_BYTES`` each. What
-websockets did for the bridge before is done here:
+:func:`connect` opens one run socket and hands each message to a callback: ``str`` for a
+text message, ``bytes`` for a binary one, fragmented messages reassembled, at most
+``MAX_MESSAGE_BYTES`` each. Messages are queued as picows reads them and handed on in batches,
+one batch per event-loop turn (a burst cannot stall the loop), in order; a full queue pauses
+reading (``sources/ws_frames.py``, with the frame rules). What websockets did for the bridge
+before is done here:
 
 - protocol pings every ``ping_interval`` (fixed, not only when idle), the connection dropped
   (close 1011 ``keepalive ping timeout``) when no pong comes within ``ping_timeout``; one
@@ -11,6 +13,9 @@ websockets did for the bridge before is done here:
 - the close handshake: a server's close is echoed, ours waits ``CLOSE_TIMEOUT_S`` for the
   answer; how it ended reads like websockets' ``ConnectionClosed`` (``received 1011 ...``),
   and is normal only when both sides' close codes are 1000, 1001 or 1005;
+- sends are dropped (``send`` returns False, ``dropped_sends`` counts) while the write buffer
+  is full; redirects are not followed (a 3xx is :class:`Refused`); masking keys come from
+  libc ``rand()``, seeded per process (``ws_frames.seed_masks``);
 - the handshake: ``open_timeout`` for everything (TCP, TLS, proxy, upgrade), extra headers,
   ``User-Agent: otel-bridge``, proxies from the environment as websockets 15+ picks them,
   an HTTP answer other than 101 raised as :class:`Refused` with its status, a bad URL as
@@ -32,11 +37,9 @@ from typing import Any
 
 from picows import (
     WSCloseCode,
-    WSFrame,
     WSHandshakeError,
     WSInvalidStatusError,
     WSInvalidURL,
-    WSListener,
     WSMsgType,
     WSParsedURL,
     WSTransport,
@@ -56,6 +59,7 @@ from otel_bridge.sources.ws_common import (
     Upstream,
     close_reason,
 )
+from otel_bridge.sources.ws_frames import WRITE_BUFFER_CAP, Receiver, seed_masks
 
 CLOSE_TIMEOUT_S = 10.0  # websockets' default close_timeout
 NO_STATUS = 1005  # a close frame without a code (picows reports 0)
@@ -87,40 +91,19 @@ def _close(info: Any) -> Close | None:
     return Close(int(info.code) or NO_STATUS, info.reason)
 
 
-class Link(WSListener):
+class Link(Receiver):
     """One upstream connection: messages to ``on_message``, pings, the close handshake."""
 
-    __slots__ = (
-        "_abandoned",
-        "_failure",
-        "_interval",
-        "_loop",
-        "_parts",
-        "_ping_at",
-        "_size",
-        "_sock",
-        "_timeout",
-        "_timer",
-        "closed",
-        "on_message",
-        "transport",
-    )
+    __slots__ = ("_abandoned", "_interval", "_ping_at", "_sock", "_timeout", "_timer")
 
     def __init__(self, on_message: OnMessage, ping_interval: float, ping_timeout: float) -> None:
-        self.on_message = on_message
-        self.transport: WSTransport | None = None
-        self._loop = asyncio.get_running_loop()
+        super().__init__(on_message)
         self._interval = ping_interval
         self._timeout = ping_timeout
         self._timer: asyncio.TimerHandle | None = None
         self._ping_at = 0.0  # when the unanswered ping went; 0.0: none is
-        self._parts: list[bytes] | None = None  # a fragmented message so far (first: opcode)
-        self._size = 0
-        self._failure: str | None = None  # why we dropped the connection, if we did
         self._abandoned = False
         self._sock: socket.socket | None = None  # to hang up before picows has a transport
-        # A future, not a coroutine: an idle connection holds no frame or shield for its end.
-        self.closed: asyncio.Future[str | None] = self._loop.create_future()
 
     # ---- picows's callbacks ------------------------------------------------------------
 
@@ -132,71 +115,15 @@ class Link(WSListener):
             return
         self._timer = self._loop.call_later(self._interval, self._ping)
 
-    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        """A frame: a whole message goes straight to ``on_message``."""
-        kind = frame.msg_type
-        if frame.payload_size > MAX_MESSAGE_BYTES:  # picows may hand on one it refused
-            return
-        if frame.fin and kind is TEXT:
-            try:
-                text = frame.get_payload_as_utf8_text()
-            except UnicodeDecodeError:
-                self._fail(WSCloseCode.INVALID_TEXT, "invalid UTF-8")
-                return
-            self.on_message(text)
-        elif frame.fin and kind is BINARY:
-            self.on_message(frame.get_payload_as_bytes())
-        elif kind is PONG:
-            self._pong()
-        elif kind is CLOSE:
-            self._closed_by_peer(transport, frame)
-        else:
-            self._fragment(frame, kind)
-
     def on_ws_disconnected(self, transport: WSTransport) -> None:
-        """Gone: stop the timer, say how it ended (``closed``)."""
+        """Gone: stop the timer, say how it ended (``closed``, once the queue is handed on)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._parts = None
-        if not self.closed.done():
-            self.closed.set_result(self._reason(transport))
+        self._ended_with(self._reason(transport))
         # picows keeps what broke the connection (a parser error, whose close frame says it
         # already) in a future of its own: take it, or asyncio logs it as never retrieved.
         self._loop.create_task(_consume(transport))
-
-    # ---- messages in pieces ------------------------------------------------------------
-
-    def _fragment(self, frame: WSFrame, kind: WSMsgType) -> None:
-        """Reassemble a fragmented message (no control frame lands here)."""
-        if kind is CONTINUATION:
-            if self._parts is None:
-                self._fail(WSCloseCode.PROTOCOL_ERROR, "unexpected continuation frame")
-                return
-        elif self._parts is not None:
-            self._fail(WSCloseCode.PROTOCOL_ERROR, "expected a continuation frame")
-            return
-        else:
-            self._parts, self._size = [bytes([kind.value])], 0
-        self._size += frame.payload_size
-        if self._size > MAX_MESSAGE_BYTES:
-            self._fail(WSCloseCode.MESSAGE_TOO_BIG, f"over size limit ({MAX_MESSAGE_BYTES} bytes)")
-            return
-        self._parts.append(frame.get_payload_as_bytes())
-        if not frame.fin:
-            return
-        first, *pieces = self._parts
-        self._parts = None
-        data = b"".join(pieces)
-        if first[0] == BINARY.value:
-            self.on_message(data)
-            return
-        try:
-            text = data.decode()
-        except UnicodeDecodeError:
-            self._fail(WSCloseCode.INVALID_TEXT, "invalid UTF-8")
-            return
-        self.on_message(text)
 
     # ---- pings ---------------------------------------------------------------------------
 
@@ -222,27 +149,12 @@ class Link(WSListener):
 
     # ---- closing ---------------------------------------------------------------------------
 
-    def _fail(self, code: WSCloseCode, reason: str) -> None:
-        """Drop the connection: send a close frame, then cut the TCP connection at once."""
-        transport = self.transport
-        if transport is None:
-            return
-        self._failure = reason
-        transport.send_close(code, reason.encode())
-        transport.disconnect(False)
-
-    def _closed_by_peer(self, transport: WSTransport, frame: WSFrame) -> None:
-        """The server's close frame: echo it (unless we started the close), then hang up."""
-        if not transport.is_close_frame_sent:
-            code = frame.get_close_code()
-            transport.send_close(code if code.value else WSCloseCode.OK, frame.get_close_message())
-        transport.disconnect()
-
     def close(self) -> None:
         """Start the close handshake (1000); hang up if the server does not answer in time."""
         transport = self.transport
         if transport is None or transport.is_disconnected:
             return
+        self._closing = True
         if not transport.is_close_frame_sent:
             transport.send_close(WSCloseCode.OK)
         self._loop.call_later(CLOSE_TIMEOUT_S, transport.disconnect, False)
@@ -282,9 +194,20 @@ class Link(WSListener):
         raise error
 
     def send(self, text: str) -> bool:
-        """Send a text frame; False when the connection is closing or gone."""
+        """Send a text frame; False when the connection is closing or gone.
+
+        Also False, the frame dropped and counted in ``dropped_sends``, while the write buffer
+        is full (the server does not read): the bridge never queues without bound. Protocol
+        pings still go, so a stuck server misses the pong deadline.
+        """
         transport = self.transport
         if transport is None or transport.is_close_frame_sent or transport.is_disconnected:
+            return False
+        if (
+            self._write_paused
+            or transport.underlying_transport.get_write_buffer_size() > WRITE_BUFFER_CAP
+        ):
+            self.dropped_sends += 1
             return False
         transport.send(TEXT, text.encode())
         return True
@@ -336,6 +259,7 @@ async def connect(
     connection is dropped when it opens.
     """
     proxy = proxy_for(url)
+    seed_masks()
     if all(name.lower() != "user-agent" for name, _ in headers):  # as websockets: yours wins
         headers = [*headers, USER_AGENT]
     try:
@@ -353,6 +277,7 @@ async def connect(
                 read_buffer_init_size=READ_BUFFER_BYTES,
                 socket_factory=link.dial,
                 use_aiofastnet=False,
+                max_redirects=0,  # a 3xx is a Refused status, as with websockets
             )
     except WSInvalidStatusError as exc:
         link.abandon()
@@ -363,6 +288,9 @@ async def connect(
     except WSHandshakeError as exc:
         link.abandon()
         raise HandshakeFailed.of(exc) from None
+    except TimeoutError:
+        link.abandon()
+        raise TimeoutError("timed out during opening handshake") from None
     except BaseException:
         link.abandon()
         raise

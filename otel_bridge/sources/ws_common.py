@@ -9,8 +9,9 @@ subscription and its log lines do not depend on which one is in use.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from websockets.frames import Close
 
@@ -20,6 +21,25 @@ OnMessage = Callable[[str | bytes], None]  # str for a text message, bytes for a
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # the socket's own limit; the engine's is max_frame_bytes
 OK_CLOSE_CODES = frozenset({1000, 1001, 1005})
+HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 7230 token
+HEADER_VALUE_BAD = re.compile(r"[\r\n\x00]")
+
+
+def header_safe(value: Any) -> Any:
+    """A header setting (a value, or a NAME -> VALUE dict), checked to be safe on the wire.
+
+    Names must be RFC 7230 tokens, values free of CR, LF and NUL (else a value could add
+    headers of its own). The ValueError never shows a value: it may be a secret.
+    """
+    if isinstance(value, dict):
+        for name, text in value.items():
+            if not HEADER_NAME.fullmatch(name):
+                raise ValueError("a header name is not an RFC 7230 token (not shown)")
+            if HEADER_VALUE_BAD.search(text):
+                raise ValueError(f"header {name}: the value has CR, LF or NUL (not shown)")
+    elif isinstance(value, str) and HEADER_VALUE_BAD.search(value):
+        raise ValueError("the value has CR, LF or NUL (not shown)")
+    return value
 
 
 class UpstreamError(BridgeError):
