@@ -84,6 +84,9 @@ def nan(value: float | None) -> float:
     return float("nan") if value is None else value
 
 
+NEXT_LEVERS = "bench/README.md, 'Where the main thread goes now' and 'Next levers'"
+
+
 def verdicts(results: Results, rates: list[int], idle: int) -> list[str]:
     """The targets, each met or not."""
     out: list[str] = []
@@ -127,7 +130,10 @@ def report(results: Results, pipelines: list[str], rates: list[int], idle: int) 
         f"{setup['spans']:,} spans per measurement; {setup['reps']} repetition(s); {where}; "
         f"{setup['cpu']} ({setup['cpus']} CPUs), Python {setup['python']}, {setup['git']}"
     )
-    lines = "".join(f"- {line}\n" for line in verdicts(results, rates, idle))
+    found = verdicts(results, rates, idle)
+    if any("NOT met" in line for line in found):
+        found.append(f"how far and the next levers: {NEXT_LEVERS}")
+    lines = "".join(f"- {line}\n" for line in found)
     return f"\n{head}\n\n{table(results, pipelines, rates, idle)}\n\n{lines}"
 
 
