@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import struct
 import subprocess
@@ -457,3 +458,47 @@ async def test_a_handshake_that_never_answers_times_out_with_the_old_wording() -
         link = Link(lambda m: None, 20.0, 20.0)
         with pytest.raises(TimeoutError, match="timed out during opening handshake"):
             await connect(url, link, headers=[], open_timeout=0.3 * UNIT, ssl_context=None)
+
+
+class StateSeen(StubEngine):
+    """Keeps the subscription's state and connect count as each message is handled."""
+
+    def __init__(self) -> None:
+        self.sub: Subscription | None = None
+        self.seen: list[tuple[str, int]] = []
+
+    def receive(self, message: str | bytes, run: object, received_ns: int) -> list[object]:
+        """Record, make nothing."""
+        assert self.sub is not None
+        self.seen.append((str(self.sub.state), self.sub.connects))
+        return []
+
+
+@pytest.mark.parametrize("greetings", [1, 200])
+async def test_a_message_in_the_handshakes_packet_is_handled_connected(greetings: int) -> None:
+    """Frames sent with the 101 are handled once the subscription counts itself connected."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readuntil(b"\r\n\r\n")
+        writer.write(accept(request) + frame(0x1, b"connection established") * greetings)
+        await writer.drain()
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            writer.write(close_frame(await client_close_code(reader)))  # answer the close
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, LOOPBACK, 0)
+    port = server.sockets[0].getsockname()[1]
+    engine = StateSeen()
+    settings = Settings(upstream_url=f"ws://{LOOPBACK}:{port}")
+    sub = Subscription("F", "r", settings, cast(Engine, engine), cast(Router, StubRouter()))
+    engine.sub = sub
+    try:
+        sub.start()
+        await wait_for(lambda: len(engine.seen) == greetings, 10 * UNIT, "the greetings handled")
+        assert set(engine.seen) == {("connected", 1)}
+        assert sub.connects == 1
+    finally:
+        await sub.stop()
+        server.close()
+        await server.wait_closed()

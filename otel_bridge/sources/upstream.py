@@ -256,10 +256,8 @@ class Subscription:
                 ws.close()
                 await ws.closed
                 return ConnectOutcome.CLOSED
-            self.connects += 1
-            self.error = None
-            self._set_state(SubscriptionState.CONNECTED)
-            log.info("upstream connected", extra=self._log_fields())
+            if self.state is not SubscriptionState.CONNECTED:  # no message came first
+                self._connected()
             reason = await ws.closed
         except BaseException:  # cancelled: hang up
             ws.abandon()
@@ -299,6 +297,8 @@ class Subscription:
         """One upstream message (called by the client as it reads): engine, router, clients."""
         if self._stopping:
             return
+        if self.state is not SubscriptionState.CONNECTED:  # handed on before open() returned
+            self._connected()
         self.frames += 1
         try:
             outputs: list[Output] = self.engine.receive(
@@ -315,6 +315,13 @@ class Subscription:
                     client.offer(message)
                 except Exception:  # one client's failure must not stop the others
                     self._offer_failed()
+
+    def _connected(self) -> None:
+        """The socket is open: counted and logged once, before its first message is handled."""
+        self.connects += 1
+        self.error = None
+        self._set_state(SubscriptionState.CONNECTED)
+        log.info("upstream connected", extra=self._log_fields())
 
     def _offer_failed(self) -> None:
         """A pass-through client could not take a frame: logged once per subscription."""
