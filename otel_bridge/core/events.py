@@ -75,57 +75,59 @@ def parse_int(digits: str) -> int:
     return number if _INT_MIN <= number < _INT_END else KeptInt(number)
 
 
+def _map_ints(value: Any, convert: Callable[[int], Any]) -> Any:
+    """A JSON value with ``convert`` applied to its integers (bools excepted): a copy."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return convert(value)
+    if isinstance(value, dict):
+        return {k: _map_ints(v, convert) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_map_ints(v, convert) for v in value]
+    return value
+
+
+def _any_int(value: Any, test: Callable[[int], bool]) -> bool:
+    """Whether an integer of a JSON value passes ``test``."""
+    if isinstance(value, int):
+        return test(value)
+    if isinstance(value, dict):
+        value = value.values()
+    elif not isinstance(value, list):
+        return False
+    return any(_any_int(item, test) for item in value)
+
+
+def _as_parsed(number: int) -> int | float:
+    """An integer as orjson parsed it: beyond 64 bits a float, unless kept or beyond a float."""
+    if _INT_MIN <= number < _INT_END or number.__class__ is KeptInt:
+        return number
+    try:
+        return float(number)
+    except OverflowError:
+        return number
+
+
 def numbers_as_parsed(value: Any) -> Any:
     """A JSON value with its integers as orjson parsed them (a copy, when it has any)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        if _INT_MIN <= value < _INT_END or value.__class__ is KeptInt:
-            return value
-        try:
-            return float(value)
-        except OverflowError:
-            return value
-    if isinstance(value, dict):
-        return {k: numbers_as_parsed(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [numbers_as_parsed(v) for v in value]
-    return value
+    return _map_ints(value, _as_parsed)
 
 
 def beyond_float(value: Any) -> bool:
     """Whether a JSON value holds an integer beyond a float's range."""
-    if isinstance(value, int):
-        return abs(value) >= _FLOAT_END
-    if isinstance(value, dict):
-        value = value.values()
-    elif not isinstance(value, list):
-        return False
-    return any(beyond_float(item) for item in value)
+    return _any_int(value, lambda number: abs(number) >= _FLOAT_END)
 
 
 def _kept(value: Any) -> Any:
     """A JSON value with its integers beyond 64 bits marked as kept (a copy)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value if _INT_MIN <= value < _INT_END else KeptInt(value)
-    if isinstance(value, dict):
-        return {k: _kept(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_kept(v) for v in value]
-    return value
+    return _map_ints(value, lambda n: n if _INT_MIN <= n < _INT_END else KeptInt(n))
 
 
-# Raised (as an ArithmeticError) for a name, stamp or duration made of an integer beyond
-# 64 bits: event_from_dict then builds the event again, as the previous version did.
-_WIDE = "an integer beyond 64 bits"
+# Raised (as an ArithmeticError) for a name, stamp or duration of an integer beyond 64 bits:
+_WIDE = "an integer beyond 64 bits"  # event_from_dict then builds it as the old version did
 
 
-def _holds_wide(value: Any) -> bool:
-    if value.__class__ is int:
-        return not _INT_MIN <= value < _INT_END
-    if isinstance(value, dict):
-        value = value.values()
-    elif not isinstance(value, list):
-        return False
-    return any(_holds_wide(item) for item in value)
+def _holds_wide(value: Any) -> bool:  # a plain integer beyond 64 bits (not bool or KeptInt)
+    return _any_int(value, lambda n: n.__class__ is int and not _INT_MIN <= n < _INT_END)
 
 
 def _names_as_parsed(data: dict[str, Any]) -> dict[str, Any]:
