@@ -6,7 +6,6 @@ import asyncio
 import shutil
 import ssl
 import subprocess
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,6 +20,7 @@ from otel_bridge.sources.ws_client import Link
 from otel_bridge.sources.ws_deflate import DeflateLink
 from support.ports import LOOPBACK
 from support.rig import FAST_RECONNECT, running_bridge
+from support.silent import silent_server
 from support.timing import UNIT, wait_for
 
 pytestmark = pytest.mark.integration
@@ -136,23 +136,13 @@ async def test_wss_verifies_the_upstream_with_the_configured_ca(
 @COMPRESSION
 async def test_stop_during_a_handshake_hangs_up_at_once(compression: bool) -> None:
     """An upstream that never answers the upgrade: stop() returns and the socket is closed."""
-    accepted: list[float] = []
-    ended: list[float] = []
-
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.append(time.monotonic())
-        await reader.read()  # until the client hangs up
-        ended.append(time.monotonic())
-        writer.close()
-
-    server = await asyncio.start_server(silent, LOOPBACK, 0)
-    url = f"ws://{LOOPBACK}:{server.sockets[0].getsockname()[1]}"
-    async with (
-        server,
-        running_bridge(url, upstream_compression=compression, connect_timeout_s=60) as bridge,
-    ):
-        sub, _ = bridge.bridge.subscribe("F", "r1")
-        await wait_for(lambda: accepted, 10 * UNIT, "the connection")
-        await asyncio.wait_for(sub.stop(), 2 * UNIT)
-        await wait_for(lambda: ended, 2 * UNIT, "the hang-up")
+    async with silent_server() as silent:
+        url = f"ws://{LOOPBACK}:{silent.port}"
+        async with running_bridge(
+            url, upstream_compression=compression, connect_timeout_s=60
+        ) as bridge:
+            sub, _ = bridge.bridge.subscribe("F", "r1")
+            await wait_for(lambda: silent.accepted, 10 * UNIT, "the connection")
+            await asyncio.wait_for(sub.stop(), 2 * UNIT)
+            await wait_for(lambda: silent.ended, 2 * UNIT, "the hang-up")
         assert sub.state is SubscriptionState.DONE and sub.connects == 0

@@ -25,6 +25,7 @@ from otel_bridge.sources import ws_client, ws_frames
 from otel_bridge.sources.upstream import run_url
 from otel_bridge.sources.ws_client import BadURL, Link, Refused, connect
 from support.ports import LOOPBACK
+from support.silent import silent_server
 from support.timing import UNIT, wait_for
 
 pytestmark = pytest.mark.integration
@@ -307,18 +308,8 @@ async def test_oversized_and_invalid_messages_drop_the_connection(
 
 async def test_a_timed_out_or_cancelled_handshake_hangs_up() -> None:
     """A server that accepts but never answers: TimeoutError, and its socket is closed at once."""
-    accepted: list[float] = []
-    ended: list[float] = []
-
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.append(time.monotonic())
-        await reader.read()  # until the client hangs up
-        ended.append(time.monotonic())
-        writer.close()
-
-    server = await asyncio.start_server(silent, LOOPBACK, 0)
-    port = server.sockets[0].getsockname()[1]
-    async with server:
+    async with silent_server() as silent:
+        port, accepted, ended = silent.port, silent.accepted, silent.ended
         client = link([])
         started = time.monotonic()
         with pytest.raises(TimeoutError):
